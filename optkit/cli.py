@@ -1,0 +1,129 @@
+"""Command line: parse, call ``optkit.api``, print. No logic lives here.
+
+Exit codes: 0 ok, 1 a gate failed, 2 bad input (recipe, model, data, files), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from optkit import __version__
+from optkit.errors import OptkitError
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="optkit")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for optkit errors too.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """optkit: fine-tune, export, quantise and evaluate models from one YAML recipe."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Reports go to OUTPUT/<recipe name>/.")
+@click.option("--workspace", default=".optkit", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Cache of built artifacts and predictions.")
+@click.option("--force", is_flag=True, help="Rebuild every step instead of reusing cached artifacts.")
+@click.pass_context
+def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: bool) -> None:
+    """Run RECIPE: build every variant, evaluate, write reports, check gates."""
+    from optkit.api import run_recipe
+    from optkit.progress import Progress
+
+    progress = Progress()
+    with _errors(ctx):
+        outcome = run_recipe(recipe, output=output, workspace=workspace, force=force, progress=progress)
+    _print_tables(outcome.report, progress)
+    for g in outcome.report["gates"]:
+        mark = "[green]PASS[/]" if g["passed"] else "[red]FAIL[/]"
+        progress.console.print(f"{mark} {g['message']}")
+    for note in outcome.report["notes"]:
+        progress.console.print(f"[yellow]note[/]: {note}")
+    for p in outcome.paths:
+        click.echo(f"wrote {p}")
+    if not outcome.passed:
+        failed = sum(not g["passed"] for g in outcome.report["gates"])
+        click.echo(f"error: {failed} gate(s) failed; see above", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, recipe: Path) -> None:
+    """Check RECIPE, its model and its data without running any step."""
+    from optkit.api import validate_recipe
+
+    with _errors(ctx):
+        r = validate_recipe(recipe)
+    click.echo(f"{recipe}: ok: {len(r.variants)} variant(s): {', '.join(r.variants)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def env(as_json: bool) -> None:
+    """Versions, ONNX Runtime providers, CPU flags and threads of this machine."""
+    from optkit.envinfo import collect_environment
+    from optkit.evaluate.harness import available_cpus
+
+    info = collect_environment(available_cpus())
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    cpu = info["cpu"]
+    click.echo(f"optkit {info['optkit']}  python {info['python']}  {info['platform']}")
+    click.echo(f"cpu: {cpu['model']}  ({info['cpus_available']} available, default threads {info['threads']})")
+    click.echo(f"isa: {', '.join(cpu['isa']) or 'none detected'}  int8 VNNI: {'yes' if cpu['int8_vnni'] else 'no'}")
+    click.echo(f"memory: {info['memory_total_gb']} GB")
+    click.echo(f"onnxruntime providers: {', '.join(info['onnxruntime_providers'])}")
+    for name, version in info["libraries"].items():
+        click.echo(f"  {name:<18} {version}")
+
+
+class _errors:
+    """Turn OptkitError into a clean message + exit code; Ctrl-C into a resume hint."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.debug = bool(ctx.obj and ctx.obj.get("debug"))
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo("\ninterrupted: finished steps are cached; run the same command again to resume", err=True)
+            sys.exit(130)
+        if isinstance(exc, OptkitError) and not self.debug:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        return False
+
+
+def _print_tables(report: dict, progress) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from optkit.reports.markdown import summary_table
+
+    for provider in report["recipe"]["evaluate"]["providers"]:
+        headers, rows = summary_table(report, provider)
+        table = Table(title=f"{report['recipe']['name']} — provider {provider}", show_lines=False)
+        for h in headers:
+            table.add_column(h, justify="left" if h in ("variant", "runtime") else "right")
+        for r in rows:
+            table.add_row(*r)
+        progress.console.print(table)
+
+
+def main() -> None:
+    cli(prog_name="optkit")

@@ -1,0 +1,74 @@
+"""What produced a number: CPU, ISA flags, threads, library versions, execution providers."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+__all__ = ["collect_environment", "cpu_flags"]
+
+# /proc/cpuinfo flag -> the name a deployment engineer looks for
+_FLAGS = {
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX-512F",
+    "avx512bw": "AVX-512BW",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX-INT8",
+    "asimd": "NEON",
+    "asimddp": "NEON dot-product",
+}
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, Any]:
+    """Model name and the int8-relevant ISA extensions (VNNI is what makes int8 MatMul fast on x86)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    model, flags = platform.processor() or platform.machine(), set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            flags |= set(value.split())
+    present = [name for flag, name in _FLAGS.items() if flag in flags]
+    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return {"model": model, "isa": present, "int8_vnni": vnni}
+
+
+def collect_environment(threads: int | None = None) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    from optkit import __version__
+    from optkit.runner import library_versions
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cpus = os.cpu_count() or 1
+    return {
+        "optkit": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_flags(),
+        "cpus_available": cpus,
+        "threads": threads,
+        "memory_total_gb": round(_total_memory() / 2**30, 1),
+        "libraries": library_versions(),
+        "onnxruntime_providers": ort.get_available_providers(),
+        "onnxruntime_device": ort.get_device(),
+    }
+
+
+def _total_memory() -> int:
+    import psutil
+
+    return psutil.virtual_memory().total

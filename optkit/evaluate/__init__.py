@@ -1,0 +1,1 @@
+"""Evaluation: accuracy on the eval split, latency per shape, peak memory, size on disk."""

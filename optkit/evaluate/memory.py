@@ -1,0 +1,111 @@
+"""Peak RSS of one variant, measured in a fresh process so no other model's memory pollutes it.
+
+Run as ``python -m optkit.evaluate.memory --format onnx --path DIR --batch 1 --seq 128``; prints
+one JSON line. The process imports only what its format needs (an ONNX probe never imports
+torch), records its RSS before loading the model, then loads and runs the model, and reports
+the kernel's high-water mark (``ru_maxrss``), which cannot miss a short spike as polling could.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["measure_peak_rss"]
+
+_MB = 1024 * 1024
+
+
+def measure_peak_rss(
+    path: Path, fmt: str, batch: int, seq: int, *, runs: int = 10, threads: int | None = None, timeout: float = 600
+) -> dict[str, Any]:
+    """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why')."""
+    cmd = [sys.executable, "-m", "optkit.evaluate.memory", "--format", fmt, "--path", str(path),
+           "--batch", str(batch), "--seq", str(seq), "--runs", str(runs)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"memory probe timed out after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"memory probe failed (exit {proc.returncode}): {last[:200]}"}
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"memory probe printed no result: {proc.stdout[-200:]!r}"}
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _probe(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 20000, size=(args.batch, args.seq), dtype=np.int64)
+    mask = np.ones_like(ids)
+    if args.format == "onnx":
+        import onnxruntime as ort
+
+        before = _rss_bytes()
+        t0 = time.perf_counter()
+        opts = ort.SessionOptions()
+        opts.inter_op_num_threads = 1
+        if args.threads:
+            opts.intra_op_num_threads = args.threads
+        session = ort.InferenceSession(str(Path(args.path) / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        load_s = time.perf_counter() - t0
+        names = {i.name for i in session.get_inputs()}
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feed = {k: v for k, v in feed.items() if k in names}
+        for _ in range(args.runs):
+            session.run(None, feed)
+    else:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        before = _rss_bytes()
+        t0 = time.perf_counter()
+        model = AutoModelForSequenceClassification.from_pretrained(args.path).eval()
+        load_s = time.perf_counter() - t0
+        with torch.inference_mode():
+            for _ in range(args.runs):
+                model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {
+        "rss_before_load_mb": before / _MB,
+        "peak_rss_mb": peak / _MB,
+        "model_rss_mb": (peak - before) / _MB,
+        "load_s": load_s,
+        "runs": args.runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--format", choices=["onnx", "torch"], required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    print(json.dumps(_probe(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Batched logits from a torch folder or an ONNX file, with the same tokenisation for both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import EvaluationError
+
+__all__ = ["PROVIDER_NAMES", "create_session", "onnx_logits", "ort_feed", "torch_logits"]
+
+PROVIDER_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+
+
+def create_session(path: Path, provider: str = "cpu", threads: int | None = None) -> Any:
+    """An ORT session on one provider (CPU as the explicit fallback for non-CPU providers).
+
+    Sequential execution and ``inter_op=1`` so ``threads`` is the whole story of parallelism.
+    A corrupt or truncated file becomes an ``EvaluationError`` naming the file.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    name = PROVIDER_NAMES.get(provider, provider)
+    providers = [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+    if not Path(path).is_file():
+        raise EvaluationError(f"ONNX file {str(path)!r} does not exist")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # ORT raises its own Fail/InvalidProtobuf/... types
+        raise EvaluationError(
+            f"ONNX file {str(path)!r} could not be loaded by ONNX Runtime ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:300]}). The file may be truncated or corrupt; delete it "
+            f"(or run with --force) to rebuild it"
+        ) from None
+
+
+def ort_feed(session: Any, encoding: dict[str, Any]) -> dict[str, Any]:
+    """Map tokenizer output (numpy) to the session's inputs, as int64; absent token_type_ids become zeros."""
+    import numpy as np
+
+    feed = {}
+    for inp in session.get_inputs():
+        if inp.name in encoding:
+            feed[inp.name] = np.asarray(encoding[inp.name], dtype=np.int64)
+        elif inp.name == "token_type_ids":
+            feed[inp.name] = np.zeros_like(np.asarray(encoding["input_ids"]), dtype=np.int64)
+        else:
+            raise EvaluationError(f"the ONNX model expects an input {inp.name!r} that the tokenizer does not produce")
+    return feed
+
+
+def onnx_logits(
+    session: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Any:
+    import numpy as np
+
+    out = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        out.append(session.run(None, ort_feed(session, dict(enc)))[0])
+        if on_batch:
+            on_batch(len(chunk))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def torch_logits(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Any:
+    import numpy as np
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            out.append(model(**enc).logits.float().numpy())
+            if on_batch:
+                on_batch(len(chunk))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

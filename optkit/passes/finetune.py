@@ -1,0 +1,113 @@
+"""``finetune``: train the classification head and encoder on the train split (torch -> torch)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from optkit.errors import DataError, PassError
+from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.passes.registry import register_pass
+
+__all__ = ["FinetuneConfig", "finetune", "load_for_classification"]
+
+
+class FinetuneConfig(PassConfig):
+    """Fine-tune for sequence classification with AdamW and a linear schedule."""
+
+    kind: Literal["finetune"] = "finetune"
+    epochs: float = Field(1.0, gt=0, le=100, description="Passes over the train split (fractions allowed).")
+    learning_rate: float = Field(5e-5, gt=0, lt=1, description="Peak AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Examples per optimiser step.")
+    max_length: int | None = Field(None, ge=8, le=4096, description="Truncation length; default data.max_length.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with a linear warm-up.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (quick runs and tests).")
+    seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
+
+
+@register_pass(FinetuneConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
+def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifact:
+    """Fine-tune ``src`` on the recipe's train split; writes an HF folder to ``ctx.out_dir``."""
+    splits = ctx.splits()
+    model, tokenizer = load_for_classification(src, splits.label_names, ctx)
+    from optkit.passes.training import train_classifier
+
+    max_length = config.max_length or ctx.recipe.data.max_length
+    seed = ctx.recipe.seed if config.seed is None else config.seed
+    total = _planned_steps(len(splits.train), config)
+    with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
+        result = train_classifier(
+            model,
+            tokenizer,
+            splits.train.texts,
+            splits.train.labels,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            max_length=max_length,
+            weight_decay=config.weight_decay,
+            warmup_ratio=config.warmup_ratio,
+            seed=seed,
+            max_steps=config.max_steps,
+            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
+        )
+    model.save_pretrained(ctx.out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(ctx.out_dir)
+    ctx.meta.update(
+        train_rows=len(splits.train), steps=result.steps, epochs=round(result.epochs, 3),
+        final_loss=round(result.final_loss, 4), mean_loss_last_50=round(result.mean_loss_last_50, 4),
+        train_seconds=round(result.seconds, 1), seed=seed,
+    )
+    ctx.progress.log(
+        f"  trained {result.steps} steps on {len(splits.train)} rows in {result.seconds:.0f} s "
+        f"(mean loss of last 50 steps {result.mean_loss_last_50:.3f})"
+    )
+    return Artifact(ctx.out_dir, "torch", key="")
+
+
+def _planned_steps(rows: int, config: FinetuneConfig) -> int:
+    import math
+
+    steps = max(1, math.ceil(math.ceil(rows / config.batch_size) * config.epochs))
+    return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def load_for_classification(src: Artifact, label_names: list[str], ctx: PassContext):  # type: ignore[no-untyped-def]
+    """Load ``src`` with a head of ``len(label_names)`` outputs; a head of another size is re-initialised."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    spec = ctx.recipe.model
+    if spec.num_labels is not None and spec.num_labels != len(label_names):
+        raise DataError(
+            f"model.num_labels is {spec.num_labels} but data.labels gives {len(label_names)} classes "
+            f"{label_names}; make them equal"
+        )
+    id2label = dict(enumerate(label_names))
+    try:
+        base = AutoConfig.from_pretrained(src.path, trust_remote_code=spec.trust_remote_code)
+        had_head = any(a.endswith("ForSequenceClassification") for a in (base.architectures or []))
+        if had_head and base.num_labels != len(label_names):
+            ctx.progress.log(
+                f"  [yellow]note[/]: the model's head has {base.num_labels} labels, the data {len(label_names)}; "
+                f"the head is re-initialised"
+            )
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected before fine-tuning
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                src.path,
+                num_labels=len(label_names),
+                id2label=id2label,
+                label2id={v: k for k, v in id2label.items()},
+                ignore_mismatched_sizes=True,
+                trust_remote_code=spec.trust_remote_code,
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        tokenizer = AutoTokenizer.from_pretrained(src.path, trust_remote_code=spec.trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise PassError(f"{ctx.step}: could not load {str(src.path)!r} as a classifier: {e}") from e
+    return model, tokenizer

@@ -1,0 +1,148 @@
+"""``export``: torch folder -> ONNX, validated against PyTorch as a gate (torch -> onnx)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from optkit.errors import PassError
+from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext
+from optkit.passes.registry import register_pass
+
+__all__ = ["ExportConfig", "export", "validate_export"]
+
+
+class ExportConfig(PassConfig):
+    """Export with dynamic batch and sequence axes, then check logits against PyTorch."""
+
+    kind: Literal["export"] = "export"
+    backend: Literal["torch", "optimum"] = Field(
+        "torch",
+        description="'torch': torch.onnx.export (TorchScript path), works on any in-memory model. "
+        "'optimum': optimum-onnx's main_export with its model-specific ONNX configs.",
+    )
+    opset: int = Field(17, ge=14, le=23, description="ONNX opset.")
+    atol: float = Field(1e-4, gt=0, description="Largest allowed |logit difference| vs PyTorch on the eval slice.")
+    min_agreement: float = Field(
+        1.0, ge=0, le=1, description="Smallest allowed share of equal argmax predictions vs PyTorch."
+    )
+    validation_samples: int = Field(64, ge=1, description="Eval rows used for the check.")
+
+
+@register_pass(ExportConfig, version=1, input_format="torch", output_format="onnx", uses_data=True)
+def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
+    """Export ``src`` to ``ctx.out_dir/model.onnx``; fail the step if validation is out of tolerance."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    trust = ctx.recipe.model.trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(src.path, trust_remote_code=trust)
+    model = AutoModelForSequenceClassification.from_pretrained(src.path, trust_remote_code=trust).eval()
+    target = ctx.out_dir / ONNX_FILE
+    try:
+        if config.backend == "optimum":
+            _export_optimum(src.path, ctx.out_dir, config.opset, trust)
+        else:
+            _export_torch(model, tokenizer, target, config.opset)
+    except PassError:
+        raise
+    except Exception as e:
+        raise PassError(f"{ctx.step}: export with backend {config.backend!r} failed: {type(e).__name__}: {e}") from e
+    tokenizer.save_pretrained(ctx.out_dir)
+    model.config.save_pretrained(ctx.out_dir)
+
+    texts = ctx.splits().eval.texts[: config.validation_samples]
+    check = validate_export(model, tokenizer, target, texts, ctx.recipe.data.max_length)
+    ctx.meta["validation"] = check
+    ctx.progress.log(
+        f"  validated on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "
+        f"(atol {config.atol:g}), argmax agreement {check['agreement']:.4f}"
+    )
+    if check["max_abs_diff"] > config.atol or check["agreement"] < config.min_agreement:
+        raise PassError(
+            f"{ctx.step}: the exported model does not match PyTorch: max |logit diff| "
+            f"{check['max_abs_diff']:.3e} (allowed {config.atol:g}), argmax agreement {check['agreement']:.4f} "
+            f"(required {config.min_agreement:g}). Try another opset or backend, or loosen export.atol "
+            f"if the difference is acceptable"
+        )
+    return Artifact(ctx.out_dir, "onnx", key="")
+
+
+def validate_export(model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], max_length: int) -> dict[str, Any]:
+    """Compare PyTorch and ONNX Runtime logits on ``texts``: the export gate's two numbers."""
+    import numpy as np
+
+    from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
+
+    session = create_session(onnx_path)
+    ref = torch_logits(model, tokenizer, texts, max_length, batch_size=16)
+    got = onnx_logits(session, tokenizer, texts, max_length, batch_size=16)
+    diff = float(np.abs(ref - got).max()) if len(texts) else 0.0
+    agreement = float((ref.argmax(-1) == got.argmax(-1)).mean()) if len(texts) else 1.0
+    return {"samples": len(texts), "max_abs_diff": diff, "agreement": agreement}
+
+
+class _LogitsOnly:
+    """Wrap a classifier so the graph has named inputs in a fixed order and one output, 'logits'."""
+
+    def __new__(cls, model: Any, with_token_types: bool) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask, token_type_ids=None):  # type: ignore[no-untyped-def]
+                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if with_token_types:
+                    kwargs["token_type_ids"] = token_type_ids
+                return self.model(**kwargs).logits
+
+        return Wrapper().eval()
+
+
+def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
+    import inspect
+    import warnings
+
+    import torch
+
+    accepts_types = "token_type_ids" in inspect.signature(model.forward).parameters
+    sample = tokenizer(["optkit export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_types else [])
+    args = tuple(
+        sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names
+    )
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # TracerWarnings about python-side shape checks are expected
+        torch.onnx.export(
+            _LogitsOnly(model, accepts_types),
+            args,
+            str(target),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript path matches PyTorch to ~5e-8 and needs no onnxscript
+        )
+
+
+def _export_optimum(src: Path, out_dir: Path, opset: int, trust_remote_code: bool) -> None:
+    from optimum.exporters.onnx import main_export
+
+    main_export(
+        model_name_or_path=str(src),
+        output=out_dir,
+        task="text-classification",
+        opset=opset,
+        do_validation=False,  # optkit validates itself, as a gate, on real eval rows
+        trust_remote_code=trust_remote_code,
+        library_name="transformers",
+    )
+    if not (out_dir / ONNX_FILE).is_file():
+        raise PassError(f"optimum's main_export wrote no {ONNX_FILE} in {str(out_dir)!r}")

@@ -1,0 +1,163 @@
+"""``quantize``: ONNX Runtime int8 quantisation, dynamic or static QDQ (onnx -> onnx).
+
+Static defaults are chosen from measurements on MiniLM (see shared DESIGN.md): quantising every
+op type with int8 activations collapses accuracy (embedding cosine 0.32), because the attention
+mask Add calibrates to a range that reaches the float minimum. MatMul-only, with uint8
+activations and int8 weights, keeps it (cosine 0.95). So static quantises MatMul unless told
+otherwise, and every other op stays float.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from optkit.errors import PassError
+from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext
+from optkit.passes.registry import register_pass
+
+__all__ = ["QuantizeConfig", "quantize"]
+
+_CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_QTYPE = {"int8": "QInt8", "uint8": "QUInt8"}
+
+
+class QuantizeConfig(PassConfig):
+    """int8 quantisation with ONNX Runtime's quantisation tool."""
+
+    kind: Literal["quantize"] = "quantize"
+    mode: Literal["dynamic", "static"] = Field(
+        "dynamic", description="dynamic: int8 weights, activations quantised at run time. static: QDQ with calibration."
+    )
+    weight_type: Literal["int8", "uint8"] = Field("int8", description="Weight integer type (uint8 is slower on AVX2).")
+    activation_type: Literal["int8", "uint8"] = Field(
+        "uint8", description="Static only: activation integer type; uint8 keeps MiniLM accurate on x86."
+    )
+    per_channel: bool = Field(True, description="Per-output-channel weight scales (more accurate, ~same speed).")
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI that saturate.")
+    op_types: list[str] | None = Field(
+        None,
+        description="Op types to quantise. Default: dynamic -> ONNX Runtime's defaults (MatMul, Gather, ...); "
+        "static -> [MatMul] (all-op static QDQ collapses accuracy on BERT-like models).",
+    )
+    nodes_to_exclude: list[str] = Field(default_factory=list, description="Node names kept in float.")
+    calibration: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="Static only: how activation ranges are computed from the calibration split."
+    )
+    calibration_samples: int | None = Field(
+        None, ge=1, description="Static only: rows of the calibration split to use; default all of it."
+    )
+    calibration_batch_size: int = Field(8, ge=1, description="Static only: rows per calibration batch.")
+
+    @model_validator(mode="after")
+    def _static_only_options(self) -> QuantizeConfig:
+        if self.mode == "dynamic" and "calibration" in self.model_fields_set:
+            raise ValueError("calibration is a static-mode option; remove it or set mode: static")
+        return self
+
+
+@register_pass(QuantizeConfig, version=1, input_format="onnx", output_format="onnx", uses_data=True)
+def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifact:
+    """Quantise ``src/model.onnx`` into ``ctx.out_dir``; tokenizer and config files are copied along."""
+    from onnxruntime.quantization import QuantType
+
+    target = ctx.out_dir / ONNX_FILE
+    common: dict[str, Any] = {
+        "per_channel": config.per_channel,
+        "reduce_range": config.reduce_range,
+        "weight_type": getattr(QuantType, _QTYPE[config.weight_type]),
+        "nodes_to_exclude": list(config.nodes_to_exclude) or None,
+    }
+    try:
+        if config.mode == "dynamic":
+            from onnxruntime.quantization import quantize_dynamic
+
+            quantize_dynamic(src.onnx_file, target, op_types_to_quantize=config.op_types, **common)
+        else:
+            _quantize_static(src, config, ctx, common)
+    except PassError:
+        raise
+    except Exception as e:
+        raise PassError(f"{ctx.step}: ONNX Runtime quantisation failed: {type(e).__name__}: {e}") from e
+    _copy_side_files(src, ctx)
+    ctx.meta["op_counts"] = _op_counts(target)
+    return Artifact(ctx.out_dir, "onnx", key="")
+
+
+def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, common: dict[str, Any]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from transformers import AutoTokenizer
+
+    splits = ctx.splits()
+    texts = splits.calibration.texts[: config.calibration_samples or len(splits.calibration)]
+    if not texts:
+        raise PassError(f"{ctx.step}: static quantisation needs calibration rows; set data.splits.calibration")
+    tokenizer = AutoTokenizer.from_pretrained(src.path)
+    prepped = ctx.out_dir / "preprocessed.onnx"
+    # Symbolic shape inference fails on BERT graphs (DESIGN.md); ONNX shape inference + folding suffice.
+    quant_pre_process(str(src.onnx_file), str(prepped), skip_symbolic_shape=True)
+    reader = _CalibrationReader(
+        prepped, tokenizer, texts, ctx.recipe.data.max_length, config.calibration_batch_size, ctx
+    )
+    with ctx.progress.task(f"{ctx.step}: calibrating ({config.calibration})", total=len(texts)) as advance:
+        reader.advance = advance
+        quantize_static(
+            prepped,
+            ctx.out_dir / ONNX_FILE,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=config.op_types or ["MatMul"],
+            activation_type=getattr(QuantType, _QTYPE[config.activation_type]),
+            calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration]),
+            extra_options={"CalibMovingAverage": False},
+            **common,
+        )
+    prepped.unlink(missing_ok=True)
+    ctx.meta["calibration_rows"] = len(texts)
+
+
+class _CalibrationReader:
+    """Feeds calibration batches (padded to their longest row) to the ORT calibrator."""
+
+    def __init__(self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int, ctx: Any):
+        from optkit.evaluate.predict import create_session
+
+        session = create_session(model_path)
+        self._names = [i.name for i in session.get_inputs()]
+        self._batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        self._tokenizer, self._max_length, self._i = tokenizer, max_length, 0
+        self._session = session
+        self.advance = lambda n=1, info="": None
+
+    def get_next(self) -> dict[str, Any] | None:
+        from optkit.evaluate.predict import ort_feed
+
+        if self._i >= len(self._batches):
+            return None
+        chunk = self._batches[self._i]
+        self._i += 1
+        enc = self._tokenizer(chunk, truncation=True, max_length=self._max_length, padding=True, return_tensors="np")
+        self.advance(len(chunk))
+        return ort_feed(self._session, dict(enc))
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+def _copy_side_files(src: Artifact, ctx: PassContext) -> None:
+    for f in src.path.iterdir():
+        if f.is_file() and f.name != ONNX_FILE and not f.name.startswith(("meta", ".")) and f.suffix != ".onnx":
+            shutil.copy2(f, ctx.out_dir / f.name)
+
+
+def _op_counts(path: Any) -> dict[str, int]:
+    """Op-type histogram of the quantised graph: shows what really became integer."""
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))

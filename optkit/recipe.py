@@ -1,0 +1,386 @@
+"""Recipe schema and loader: YAML in, a validated ``Recipe`` out, or a ``RecipeError`` naming the field.
+
+A step in YAML is a one-key mapping (``- quantize: {mode: dynamic}``) or a bare name (``- export``);
+it is turned into ``{"kind": ..., **options}`` and validated against the pass's own config class,
+so the config classes in ``optkit.passes`` are the single source of defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optkit.errors import RecipeError
+from optkit.passes.finetune import FinetuneConfig
+from optkit.passes.onnx_export import ExportConfig
+from optkit.passes.ort_quantize import QuantizeConfig
+
+__all__ = [
+    "DataSpec",
+    "EvaluateSpec",
+    "GateSpec",
+    "ModelSpec",
+    "Recipe",
+    "Shape",
+    "Step",
+    "chain_of",
+    "load_recipe",
+]
+
+# Formats each step kind consumes and produces; checked at plan time so no work starts on a bad order.
+_STEP_CLASSES: dict[str, type[BaseModel]] = {
+    "finetune": FinetuneConfig,
+    "export": ExportConfig,
+    "quantize": QuantizeConfig,
+}
+STEP_FORMATS: dict[str, tuple[str, str]] = {
+    "finetune": ("torch", "torch"),
+    "export": ("torch", "onnx"),
+    "quantize": ("onnx", "onnx"),
+}
+
+Step = Annotated[Union[FinetuneConfig, ExportConfig, QuantizeConfig], Field(discriminator="kind")]  # noqa: UP007
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(BaseModel):
+    """Where the model comes from and what head it needs."""
+
+    model_config = _STRICT
+    source: str = Field(description="Hub id ('org/name'), a local folder, or 'package:DIST/path/in/dist'.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); hub sources only.")
+    task: Literal["text-classification"] = Field("text-classification", description="Model task.")
+    num_labels: int | None = Field(
+        None, ge=2, description="Size of the classification head; must equal the number of labels in the data."
+    )
+    trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless set.")
+
+
+class Splits(BaseModel):
+    """Seeded, stratified split sizes: a fraction (0-1) of the filtered rows or an absolute row count."""
+
+    model_config = _STRICT
+    train: float = Field(0.8, gt=0, description="Training rows (fraction or count).")
+    eval: float = Field(0.2, gt=0, description="Held-out evaluation rows (fraction or count).")
+    calibration: int = Field(256, ge=0, description="Rows drawn from the train split for static calibration.")
+
+    @model_validator(mode="after")
+    def _fit(self) -> Splits:
+        if self.train < 1 and self.eval < 1 and self.train + self.eval > 1 + 1e-9:
+            raise ValueError(
+                f"train ({self.train}) + eval ({self.eval}) fractions exceed 1; lower one so they sum to 1 or less"
+            )
+        return self
+
+
+class DataSpec(BaseModel):
+    """The labelled text data: source, columns, label filter and splits."""
+
+    model_config = _STRICT
+    source: str = Field(
+        description="Local CSV/TSV/JSONL/Parquet (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
+    )
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field("auto", description="File format.")
+    hub_split: str = Field("train", description="Split to read from a hub data set.")
+    text: str = Field("text", description="Column holding the input text.")
+    label: str = Field("label", description="Column holding the class label.")
+    labels: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Label values to keep, in id order; rows with other values are dropped. "
+        "Default: every distinct value, sorted.",
+    )
+    max_length: int = Field(128, ge=8, le=4096, description="Tokenizer truncation length.")
+    splits: Splits = Field(default_factory=Splits)
+
+
+class Shape(BaseModel):
+    model_config = _STRICT
+    batch: int = Field(ge=1, le=4096)
+    seq: int = Field(ge=1, le=4096)
+
+
+class LatencySpec(BaseModel):
+    model_config = _STRICT
+    warmup: int = Field(10, ge=0, description="Untimed runs per variant and shape before timing.")
+    runs: int = Field(100, ge=5, description="Timed runs per variant and shape (interleaved across variants).")
+    threads: int | None = Field(
+        None, ge=1, description="Intra-op threads for ONNX Runtime and PyTorch. Default: CPUs available."
+    )
+
+
+class EvaluateSpec(BaseModel):
+    model_config = _STRICT
+    providers: list[str] = Field(
+        default_factory=lambda: ["cpu"],
+        min_length=1,
+        description="Execution providers: cpu, cuda, tensorrt, openvino or a raw ORT provider name.",
+    )
+    shapes: list[Shape] = Field(
+        default_factory=lambda: [Shape(batch=1, seq=128), Shape(batch=8, seq=128)],
+        min_length=1,
+        description="Latency shapes (batch x sequence); the first one is used for speed gates.",
+    )
+    latency: LatencySpec = Field(default_factory=LatencySpec)
+    batch_size: int = Field(32, ge=1, description="Batch size for the accuracy pass over the eval split.")
+    memory: bool = Field(True, description="Measure peak RSS of each variant in its own process.")
+    reference: str | None = Field(
+        None,
+        description="Variant that speed-ups are measured against. Default: the first variant whose "
+        "last step is export (fp32 ONNX).",
+    )
+
+
+class GateSpec(BaseModel):
+    """Thresholds a variant must meet; a violated gate fails the run with exit code 1."""
+
+    model_config = _STRICT
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed accuracy drop vs the baseline, as a fraction (0.01 = 1 point)."
+    )
+    min_speedup: float | None = Field(
+        None, gt=0, description="Smallest allowed p50 speed-up vs the reference variant, at the first shape."
+    )
+    max_size_ratio: float | None = Field(
+        None, gt=0, description="Largest allowed size on disk as a fraction of the reference variant's."
+    )
+    min_agreement: float | None = Field(
+        None, ge=0, le=1, description="Smallest allowed share of eval predictions equal to the baseline's."
+    )
+
+
+class ReportSpec(BaseModel):
+    model_config = _STRICT
+    formats: list[Literal["json", "md"]] = Field(default_factory=lambda: ["json", "md"], min_length=1)
+    gates: dict[str, GateSpec] = Field(
+        default_factory=dict, description="Gates per variant name; '*' applies to every variant."
+    )
+
+
+class Recipe(BaseModel):
+    """A whole optkit run: model, data, the baseline chain, variants, evaluation and report."""
+
+    model_config = _STRICT
+    name: str = Field(description="Report folder name: letters, digits, '-', '_' and '.'.")
+    seed: int = Field(42, description="Seed for splits, training and sampling.")
+    model: ModelSpec
+    data: DataSpec
+    baseline: list[Step] = Field(
+        default_factory=list, description="Torch steps producing the fp32 reference (usually one finetune)."
+    )
+    variants: dict[str, list[Step]] = Field(
+        min_length=1, description="Named chains of steps, each applied after the baseline chain."
+    )
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError(f"{v!r} is not a safe folder name; use letters, digits, '-', '_' and '.'")
+        return v
+
+    @field_validator("baseline", "variants", mode="before")
+    @classmethod
+    def _normalise_steps(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {name: _normalise_chain(chain) for name, chain in v.items()}
+        return _normalise_chain(v)
+
+    @model_validator(mode="after")
+    def _check_plan(self) -> Recipe:
+        for name, chain in self.variants.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                raise ValueError(f"variant name {name!r}: use letters, digits, '-', '_' and '.'")
+            if name == "baseline":
+                raise ValueError("'baseline' is reserved for the baseline chain; rename the variant")
+            if not chain:
+                raise ValueError(f"variant {name!r} names no step; add at least one (e.g. '- export: {{}}')")
+        _check_order("baseline", list(self.baseline), start_index=0)
+        for name, chain in self.variants.items():
+            _check_order(name, list(self.baseline) + list(chain), start_index=-len(self.baseline))
+        for gate_name in self.report.gates:
+            if gate_name != "*" and gate_name not in self.variants:
+                raise ValueError(f"report.gates names unknown variant {gate_name!r}{_closest(gate_name, self.variants)}")
+        ref = self.evaluate.reference
+        if ref is not None and ref not in self.variants:
+            raise ValueError(f"evaluate.reference names unknown variant {ref!r}{_closest(ref, self.variants)}")
+        for name, chain in self.variants.items():
+            if any(isinstance(s, QuantizeConfig) and s.mode == "static" for s in chain) and (
+                self.data.splits.calibration == 0
+            ):
+                raise ValueError(
+                    f"variant {name!r} quantizes statically but data.splits.calibration is 0; set it (e.g. 256)"
+                )
+        return self
+
+    def chain(self, variant: str) -> list[Step]:
+        """Full step list of a variant: the baseline chain followed by the variant's own steps."""
+        return chain_of(self, variant)
+
+
+def chain_of(recipe: Recipe, variant: str) -> list[Step]:
+    if variant == "baseline":
+        return list(recipe.baseline)
+    return list(recipe.baseline) + list(recipe.variants[variant])
+
+
+def _closest(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(options)}"
+
+
+def _normalise_chain(chain: Any) -> Any:
+    if chain is None:
+        return []
+    if not isinstance(chain, list):
+        return chain  # pydantic reports the type error with the field path
+    return [_normalise_step(step) for step in chain]
+
+
+def _normalise_step(step: Any) -> Any:
+    if isinstance(step, str):
+        step = {step: {}}
+    if isinstance(step, dict) and "kind" not in step:
+        if len(step) != 1:
+            raise ValueError(
+                f"a step is a mapping with exactly one key, the pass name (e.g. '- quantize: {{mode: dynamic}}'); "
+                f"got keys {sorted(step)}"
+            )
+        ((kind, options),) = step.items()
+        if kind not in _STEP_CLASSES:
+            raise ValueError(f"unknown pass {kind!r}{_closest(str(kind), _STEP_CLASSES)}")
+        options = {} if options is None else options
+        if not isinstance(options, dict):
+            raise ValueError(f"options of pass {kind!r} must be a mapping, got {options!r}")
+        return {"kind": kind, **options}
+    return step
+
+
+def _check_order(name: str, chain: list[BaseModel], start_index: int) -> None:
+    fmt = "torch"
+    for i, step in enumerate(chain):
+        kind = step.kind  # type: ignore[attr-defined]
+        wants, gives = STEP_FORMATS[kind]
+        if wants != fmt:
+            where = f"baseline[{i}]" if i + start_index < 0 or name == "baseline" else f"variants.{name}[{i + start_index}]"
+            if wants == "torch":
+                raise ValueError(
+                    f"{where} ({kind}): a torch pass cannot follow 'export'; move {kind!r} before export"
+                )
+            raise ValueError(f"{where} ({kind}): needs an ONNX model; add '- export: {{}}' before it")
+        fmt = gives
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file.
+
+    Example:
+        >>> recipe = load_recipe("recipes/bert-int8.yaml")  # doctest: +SKIP
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {str(path)!r} does not exist; check the path") from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"recipe file {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise RecipeError(f"recipe file {str(path)!r} cannot be read: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)  # safe loader: a recipe never constructs Python objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise RecipeError(f"{path}: malformed YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping with name, model, data and variants; got {type(raw).__name__}")
+    return recipe_from_dict(raw, source=str(path))
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise RecipeError(format_validation_error(e, source)) from None
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s) in the recipe:"]
+    for err in error.errors():
+        loc = _format_loc(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(err["loc"][:-1])
+            bad = str(err["loc"][-1])
+            close = difflib.get_close_matches(bad, valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+            msg = f"unknown key {bad!r}; {hint}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  - {loc or '<top>'}: {msg}")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _STEP_CLASSES and out.endswith("]"):
+            out += f".{part}"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Names of the fields valid at ``loc`` (for 'did you mean' hints on unknown keys)."""
+    cls: Any = Recipe
+    for part in loc:
+        if isinstance(part, str) and part in _STEP_CLASSES and not (
+            isinstance(cls, type) and issubclass(cls, BaseModel) and part in cls.model_fields
+        ):
+            cls = _STEP_CLASSES[part]
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            field = cls.model_fields.get(str(part))
+            if field is None:
+                return []
+            cls = _unwrap(field.annotation)
+        # list indices and dict keys: _unwrap already stepped into the element type
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return [f for f in cls.model_fields if f != "kind"]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Step from list[X] / dict[str, X] / X | None down to the model class X."""
+    while True:
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (list, dict) or origin is Union or str(origin) == "<class 'types.UnionType'>":
+            if origin is dict:
+                annotation = args[-1]
+            elif origin is list:
+                annotation = args[0]
+            elif len(args) == 1:
+                annotation = args[0]
+            else:
+                return None
+        else:
+            return annotation

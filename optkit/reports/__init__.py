@@ -1,0 +1,1 @@
+"""Reports: report.json for machines, report.md for people and CI summaries, gates for exit codes."""

@@ -1,0 +1,60 @@
+"""Recipe gates: each violated threshold names the variant, the metric and by how much."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optkit.recipe import GateSpec, Recipe
+
+__all__ = ["check_gates"]
+
+
+def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per (variant, gate) with value, threshold and ``passed``."""
+    out: list[dict[str, Any]] = []
+    gates = recipe.report.gates
+    variants = evaluation["variants"]
+    first = recipe.evaluate.shapes[0]
+    for name in recipe.variants:
+        merged = _merge(gates.get("*"), gates.get(name))
+        v = variants[name]
+        for metric, threshold in merged.items():
+            if metric == "max_accuracy_drop":
+                value = variants["baseline"]["accuracy"] - v["accuracy"]
+                passed = value <= threshold + 1e-12
+                text = f"accuracy drop {value * 100:+.2f} points (allowed {threshold * 100:.2f})"
+            elif metric == "min_agreement":
+                value = v["agreement_with_baseline"]
+                passed = value >= threshold
+                text = f"agreement with baseline {value:.4f} (required {threshold:.4f})"
+            elif metric == "max_size_ratio":
+                value = v["size_ratio"]
+                passed = value <= threshold
+                text = f"size {value:.3f}× of {evaluation['reference']} (allowed {threshold:.3f}×)"
+            else:  # min_speedup
+                row = _first_measured(evaluation["results"], name, first.batch, first.seq)
+                value = row.get("speedup_vs_reference") if row else None
+                passed = value is not None and value >= threshold
+                shown = "not measured" if value is None else f"{value:.2f}×"
+                text = (
+                    f"p50 speed-up at b{first.batch}×s{first.seq} vs {evaluation['reference']} "
+                    f"{shown} (required {threshold:.2f}×)"
+                )
+            out.append({"variant": name, "gate": metric, "value": value, "threshold": threshold,
+                        "passed": bool(passed), "message": f"{name}: {text}"})
+    return out
+
+
+def _merge(*specs: GateSpec | None) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for spec in specs:
+        if spec is not None:
+            merged.update({k: v for k, v in spec.model_dump().items() if v is not None})
+    return merged
+
+
+def _first_measured(results: list[dict[str, Any]], name: str, batch: int, seq: int) -> dict[str, Any] | None:
+    for row in results:
+        if (row["variant"], row["batch"], row["seq"], row["status"]) == (name, batch, seq, "measured"):
+            return row
+    return None

@@ -1,0 +1,90 @@
+"""report.md and the terminal table: the same rows, rendered twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_markdown", "summary_table"]
+
+
+def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows for one provider: one row per variant, latency columns per shape."""
+    variants = report["variants"]
+    ref = report["reference"]
+    shapes = [(s["batch"], s["seq"]) for s in report["recipe"]["evaluate"]["shapes"]]
+    headers = ["variant", "runtime", "accuracy", "Δ acc (pts)", "macro-F1", "agree"]
+    for b, s in shapes:
+        headers += [f"p50 b{b}×s{s} (ms)", f"speed-up b{b}×s{s}"]
+    headers += ["peak RSS (MB)", "size (MB)"]
+    rows = []
+    for name, v in variants.items():
+        row = [
+            name + (" (ref)" if name == ref else ""),
+            v["runtime"],
+            f"{v['accuracy']:.4f}",
+            "–" if name == "baseline" else f"{v['accuracy_delta'] * 100:+.2f}",
+            f"{v['macro_f1']:.4f}",
+            f"{v['agreement_with_baseline']:.3f}",
+        ]
+        peak = None
+        for b, s in shapes:
+            r = _result(report, name, provider, b, s)
+            if r is None or r["status"] != "measured":
+                row += ["not measured", ""]
+                continue
+            row += [f"{r['latency']['p50_ms']:.2f}", _x(r.get("speedup_vs_reference"))]
+            mem = r.get("memory") or {}
+            if "peak_rss_mb" in mem and peak is None:
+                peak = mem["peak_rss_mb"]
+        row += ["–" if peak is None else f"{peak:.0f}", f"{v['size_bytes'] / 1e6:.1f}"]
+        rows.append(row)
+    return headers, rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    recipe, env = report["recipe"], report["environment"]
+    lines = [f"# optkit report: {recipe['name']}", ""]
+    cpu = env["cpu"]
+    lines += [
+        f"Run {report['finished']} on **{cpu['model']}** ({env['cpus_available']} CPUs, "
+        f"{', '.join(cpu['isa']) or 'no AVX2/AVX-512'}; int8 VNNI: {'yes' if cpu['int8_vnni'] else 'no'}), "
+        f"{report['threads']} threads, onnxruntime {env['libraries'].get('onnxruntime', '?')}, "
+        f"torch {env['libraries'].get('torch', '?')}. Seed {recipe['seed']}. "
+        f"Eval rows: {report['data']['eval_rows']}. Speed-ups are p50 ratios against "
+        f"**{report['reference']}** measured in this run; variants were timed interleaved.",
+        "",
+    ]
+    for provider in recipe["evaluate"]["providers"]:
+        headers, rows = summary_table(report, provider)
+        lines += [f"## Provider: {provider}", ""]
+        if all(all(c in ("not measured", "") for c in r[6:-2]) for r in rows):
+            reasons = {r["status"] for r in report["results"] if r["provider"] == provider}
+            lines += [f"{provider}: {'; '.join(sorted(reasons))}", ""]
+            continue
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    if report.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    if report["gates"]:
+        lines += ["## Gates", ""]
+        for g in report["gates"]:
+            lines.append(f"- {'PASS' if g['passed'] else '**FAIL**'} {g['message']}")
+        lines.append("")
+    lines += ["## Steps", "", "| variant | step | status | seconds | key |", "|---|---|---|---|---|"]
+    for s in report["steps"]:
+        status = "cached" if s["cached"] else "built"
+        lines.append(f"| {s['variant']} | {s['index']}: {s['kind']} | {status} | {s['seconds']:.1f} | `{s['key'][:12]}` |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _result(report: dict[str, Any], name: str, provider: str, b: int, s: int) -> dict[str, Any] | None:
+    for r in report["results"]:
+        if (r["variant"], r["provider"], r["batch"], r["seq"]) == (name, provider, b, s):
+            return r
+    return None
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"

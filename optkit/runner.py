@@ -1,0 +1,146 @@
+"""Walk each variant's chain of passes, reusing cached artifacts and recording what ran.
+
+Variants share their common prefix through the cache key alone: the baseline fine-tune and
+the export have the same key in every variant, so they are built once per run (and once
+across runs while nothing that feeds them changes).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata as md
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optkit.cache import ArtifactCache, cache_key
+from optkit.errors import OptkitError, PassError
+from optkit.passes.base import Artifact, PassContext
+from optkit.passes.registry import get_pass
+from optkit.progress import Progress, SilentProgress
+from optkit.recipe import Recipe
+from optkit.sources.data import Splits, load_splits
+from optkit.sources.model import read_model_config, resolve_model
+
+__all__ = ["BuildResult", "StepRecord", "build_artifacts", "library_versions"]
+
+# Versions that change what a pass produces; part of every cache key.
+_KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx", "accelerate")
+
+
+@dataclass
+class StepRecord:
+    variant: str
+    index: int
+    kind: str
+    key: str
+    cached: bool
+    seconds: float
+    meta: dict[str, Any]
+
+
+@dataclass
+class BuildResult:
+    source: Artifact
+    artifacts: dict[str, Artifact]  # "baseline" and every variant name
+    steps: list[StepRecord] = field(default_factory=list)
+    splits: Splits | None = None
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in (*_KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def build_artifacts(
+    recipe: Recipe, workspace: Path, *, force: bool = False, progress: Progress | None = None
+) -> BuildResult:
+    """Produce the baseline's and every variant's final artifact; cached steps are reused unless ``force``."""
+    progress = progress or SilentProgress()
+    cache = ArtifactCache(workspace / "cache")
+    source = resolve_model(recipe.model)
+    _check_head(recipe, source)
+    splits_memo: list[Splits] = []
+
+    def splits() -> Splits:
+        if not splits_memo:
+            splits_memo.append(load_splits(recipe.data, recipe.seed))
+        return splits_memo[0]
+
+    result = BuildResult(source=source, artifacts={})
+    built_this_run: set[str] = set()
+    chains = {"baseline": list(recipe.baseline)} | {n: recipe.chain(n) for n in recipe.variants}
+    for name, chain in chains.items():
+        artifact = source
+        for index, step in enumerate(chain):
+            spec = get_pass(step.kind)
+            parts: dict[str, Any] = {
+                "kind": step.kind,
+                "version": spec.version,
+                "config": step.model_dump(mode="json"),
+                "input": artifact.key,
+                "libraries": {k: v for k, v in library_versions().items() if k in _KEY_LIBRARIES},
+                "seed": recipe.seed,
+            }
+            if spec.uses_data:
+                parts["data"] = {"fingerprint": splits().fingerprint, "max_length": recipe.data.max_length}
+            key = cache_key(parts)
+            label = f"{name}[{index}] {step.kind}"
+            if force and key not in built_this_run:
+                cache._discard(cache.path(key))
+            t0 = time.perf_counter()
+            status = "reused" if key in built_this_run else None
+            if status is None:
+                progress.log(f"[bold]{label}[/] key {key[:12]} …")
+            ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
+
+            def make(out_dir: Path, step=step, spec=spec, ctx=ctx, artifact=artifact, label=label) -> dict[str, Any]:
+                ctx.out_dir = out_dir
+                try:
+                    spec.fn(artifact, step, ctx)
+                except OptkitError:
+                    raise
+                except Exception as e:
+                    raise PassError(f"{label} failed on input {artifact.key[:12]}: {type(e).__name__}: {e}") from e
+                return {"key_inputs": parts, "format": spec.output_format, "pass_meta": ctx.meta}
+
+            meta, built = cache.build(key, make)
+            seconds = time.perf_counter() - t0
+            if status is None:
+                status = "built" if built else "cached"
+                progress.log(f"  {label}: {status} in {seconds:.1f} s")
+            built_this_run.add(key)
+            result.steps.append(
+                StepRecord(name, index, step.kind, key, cached=status != "built", seconds=seconds,
+                           meta=meta.get("pass_meta", {}))
+            )
+            artifact = Artifact(cache.path(key), spec.output_format, key, meta.get("pass_meta", {}))
+        result.artifacts[name] = artifact
+    result.splits = splits()
+    return result
+
+
+def _check_head(recipe: Recipe, source: Artifact) -> None:
+    """Without a fine-tune in the baseline, the source must already carry a matching classifier head."""
+    if any(s.kind == "finetune" for s in recipe.baseline):
+        return
+    config = read_model_config(source.path)
+    archs = config.get("architectures") or []
+    if not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise PassError(
+            f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
+            f"and the baseline has no finetune step; add '- finetune: {{}}' to the baseline"
+        )
+    n = len(config.get("id2label") or {}) or config.get("num_labels")
+    if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
+        raise PassError(
+            f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
+            f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
+        )

@@ -1,0 +1,1 @@
+"""Where models and data come from: hub ids, local paths and files inside installed packages."""

