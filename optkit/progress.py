@@ -7,6 +7,7 @@ so tests can run them silently and the CLI decides how things look.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 __all__ = ["Progress", "SilentProgress"]
@@ -19,6 +20,9 @@ class Progress:
         from rich.console import Console
 
         self.console = Console(stderr=True, highlight=False)
+        if not self.console.is_terminal:
+            # Logs and CI: rich would wrap at 80 columns and truncate the report table.
+            self.console = Console(stderr=True, highlight=False, width=200)
 
     def log(self, message: str) -> None:
         self.console.print(message)
@@ -26,6 +30,10 @@ class Progress:
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
         """Yield ``advance(n=1, info="")``; shows done/total, elapsed, ETA and the latest info."""
+        if not self.console.is_terminal:
+            with self._plain_task(description, total) as advance:
+                yield advance
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -51,6 +59,32 @@ class Progress:
                 bar.update(task_id, advance=n, info=info)
 
             yield advance
+
+
+    @contextlib.contextmanager
+    def _plain_task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """Logs and CI have no live bar: print a line every 10% or 30 s, with the ETA."""
+        start = time.perf_counter()
+        state = {"done": 0, "printed_at": start, "pct": 0}
+
+        def advance(n: int = 1, info: str = "") -> None:
+            state["done"] += n
+            now = time.perf_counter()
+            pct = int(100 * state["done"] / max(total, 1))
+            if state["done"] >= total or pct >= state["pct"] + 10 or now - state["printed_at"] >= 30:
+                elapsed = now - start
+                eta = elapsed / state["done"] * (total - state["done"]) if state["done"] else 0.0
+                self.console.print(
+                    f"  {description}: {state['done']}/{total} ({pct}%) elapsed {_hms(elapsed)} eta {_hms(eta)} {info}"
+                )
+                state.update(printed_at=now, pct=pct)
+
+        yield advance
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 class SilentProgress(Progress):

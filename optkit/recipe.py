@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -348,39 +349,32 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     """Names of the fields valid at ``loc`` (for 'did you mean' hints on unknown keys)."""
-    cls: Any = Recipe
+    ann: Any = Recipe
     for part in loc:
-        if isinstance(part, str) and part in _STEP_CLASSES and not (
-            isinstance(cls, type) and issubclass(cls, BaseModel) and part in cls.model_fields
-        ):
-            cls = _STEP_CLASSES[part]
-            continue
-        if isinstance(cls, type) and issubclass(cls, BaseModel):
-            field = cls.model_fields.get(str(part))
-            if field is None:
-                return []
-            cls = _unwrap(field.annotation)
-        # list indices and dict keys: _unwrap already stepped into the element type
-    if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return [f for f in cls.model_fields if f != "kind"]
-    return []
+        origin = typing.get_origin(ann)
+        if origin in (list, dict):  # this part is an index or a key: step into the element type
+            ann = _unwrap(typing.get_args(ann)[-1])
+        elif isinstance(part, str) and part in _STEP_CLASSES and not _is_model(ann):
+            ann = _STEP_CLASSES[part]  # the discriminated step union, entered through its tag
+        elif _is_model(ann) and str(part) in ann.model_fields:
+            ann = _unwrap(ann.model_fields[str(part)].annotation)
+        else:
+            return []
+    return [f for f in ann.model_fields if f != "kind"] if _is_model(ann) else []
+
+
+def _is_model(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
 
 
 def _unwrap(annotation: Any) -> Any:
-    """Step from list[X] / dict[str, X] / X | None down to the model class X."""
+    """Strip ``Annotated`` and ``X | None``; containers and the step union are kept for the walk."""
     while True:
         origin = typing.get_origin(annotation)
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if origin is Annotated:
             annotation = args[0]
-        elif origin in (list, dict) or origin is Union or str(origin) == "<class 'types.UnionType'>":
-            if origin is dict:
-                annotation = args[-1]
-            elif origin is list:
-                annotation = args[0]
-            elif len(args) == 1:
-                annotation = args[0]
-            else:
-                return None
+        elif (origin is Union or isinstance(annotation, types.UnionType)) and len(args) == 1:
+            annotation = args[0]
         else:
             return annotation

@@ -49,6 +49,21 @@ def _rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _peak_rss_bytes() -> int:
+    """This process's RSS high-water mark.
+
+    ``VmHWM`` belongs to the address space, which exec replaces; ``ru_maxrss`` does not reset on
+    exec on Linux, so a probe spawned from a large parent would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # pragma: no cover - not Linux
+
+
 def _probe(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -84,7 +99,7 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
         with torch.inference_mode():
             for _ in range(args.runs):
                 model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = _peak_rss_bytes()
     return {
         "rss_before_load_mb": before / _MB,
         "peak_rss_mb": peak / _MB,

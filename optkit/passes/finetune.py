@@ -30,12 +30,15 @@ class FinetuneConfig(PassConfig):
 @register_pass(FinetuneConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
 def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifact:
     """Fine-tune ``src`` on the recipe's train split; writes an HF folder to ``ctx.out_dir``."""
-    splits = ctx.splits()
-    model, tokenizer = load_for_classification(src, splits.label_names, ctx)
+    from accelerate.utils import set_seed
+
     from optkit.passes.training import train_classifier
 
-    max_length = config.max_length or ctx.recipe.data.max_length
+    splits = ctx.splits()
     seed = ctx.recipe.seed if config.seed is None else config.seed
+    set_seed(seed)  # before loading: the new classifier head is initialised randomly
+    model, tokenizer = load_for_classification(src, splits.label_names, ctx)
+    max_length = config.max_length or ctx.recipe.data.max_length
     total = _planned_steps(len(splits.train), config)
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
         result = train_classifier(

@@ -53,12 +53,13 @@ class QuantizeConfig(PassConfig):
 
     @model_validator(mode="after")
     def _static_only_options(self) -> QuantizeConfig:
-        if self.mode == "dynamic" and "calibration" in self.model_fields_set:
-            raise ValueError("calibration is a static-mode option; remove it or set mode: static")
+        # Compared with the defaults, not fields_set, so a dumped-and-reloaded config still validates.
+        if self.mode == "dynamic" and (self.calibration != "minmax" or self.calibration_samples is not None):
+            raise ValueError("calibration options are for mode: static; remove them or set mode: static")
         return self
 
 
-@register_pass(QuantizeConfig, version=1, input_format="onnx", output_format="onnx", uses_data=True)
+@register_pass(QuantizeConfig, version=2, input_format="onnx", output_format="onnx", uses_data=True)
 def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifact:
     """Quantise ``src/model.onnx`` into ``ctx.out_dir``; tokenizer and config files are copied along."""
     from onnxruntime.quantization import QuantType
@@ -112,7 +113,10 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
             op_types_to_quantize=config.op_types or ["MatMul"],
             activation_type=getattr(QuantType, _QTYPE[config.activation_type]),
             calibrate_method=getattr(CalibrationMethod, _CALIBRATION[config.calibration]),
-            extra_options={"CalibMovingAverage": False},
+            # MatMul outputs stay float: ORT then fuses DQ+MatMul into an integer MatMul with a float
+            # result, and the bias Adds, Softmax inputs and reshapes never see re-quantised values
+            # (measured on MiniLM: max |logit diff| 0.001 vs 0.019 with quantised outputs, same speed).
+            extra_options={"CalibMovingAverage": False, "OpTypesToExcludeOutputQuantization": ["MatMul"]},
             **common,
         )
     prepped.unlink(missing_ok=True)

@@ -48,6 +48,8 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
                 f"data.{role}: column {col!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
                 f"set data.{role} to one of them"
             )
+    if len(frame) == 0:
+        raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
     frame = frame[[spec.text, spec.label]].dropna()
     frame = frame[frame[spec.text].astype(str).str.strip() != ""]
     values = frame[spec.label].astype(str)

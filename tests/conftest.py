@@ -1,0 +1,105 @@
+"""Shared fixtures: a tiny BERT built from a config (no downloads) and a small labelled CSV."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+POSITIVE = ["great", "good", "wonderful", "fun", "moving", "brilliant", "charming", "smart"]
+NEGATIVE = ["bad", "awful", "boring", "dull", "messy", "weak", "tedious", "stale"]
+FILLER = ["the", "movie", "film", "was", "a", "plot", "and", "acting", "story", "really", "very", "it"]
+
+
+def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "fresh" if i % 5 < 3 else "rotten"  # 60 / 40, like the real data
+        words = rng.sample(FILLER, 5) + [rng.choice(POSITIVE if label == "fresh" else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT encoder (no head) with a word-level vocab: like MiniLM, 10,000x smaller."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in vocab] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["review", "sentiment", "extra"])
+        for text, label in make_rows(200):
+            w.writerow([text, label, "x"])
+        w.writerow(["a synopsis row that is not a review", "plot", "x"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_recipe(tiny_model_dir: Path, tiny_csv: Path) -> dict[str, Any]:
+    """A fast recipe over the tiny model: every pass kind, small splits, few timing runs."""
+    return {
+        "name": "tiny",
+        "seed": 7,
+        "model": {"source": str(tiny_model_dir), "num_labels": 2},
+        "data": {
+            "source": str(tiny_csv), "text": "review", "label": "sentiment", "labels": ["rotten", "fresh"],
+            "max_length": 16, "splits": {"train": 120, "eval": 60, "calibration": 16},
+        },
+        "baseline": [{"finetune": {"epochs": 8, "learning_rate": 3e-3, "batch_size": 16}}],
+        "variants": {
+            "fp32-onnx": [{"export": {}}],
+            "int8-dynamic": [{"export": {}}, {"quantize": {"mode": "dynamic"}}],
+            "int8-static": [{"export": {}}, {"quantize": {"mode": "static"}}],
+        },
+        "evaluate": {
+            "shapes": [{"batch": 1, "seq": 16}],
+            "latency": {"warmup": 1, "runs": 5, "threads": 1},
+            "memory": False,
+            "batch_size": 16,
+        },
+        "report": {"gates": {"int8-dynamic": {"max_accuracy_drop": 0.5}}},
+    }
+
+
+@pytest.fixture
+def recipe_dict(base_recipe: dict[str, Any]) -> dict[str, Any]:
+    """A fresh, mutable copy of ``base_recipe`` for one test."""
+    return copy.deepcopy(base_recipe)
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def write(data: dict[str, Any], name: str = "recipe.yaml") -> Path:
+        import yaml
+
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write

