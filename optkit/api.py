@@ -70,7 +70,7 @@ def run_recipe(
     built_s = time.time() - started
     evaluation = evaluate_build(recipe, build, ArtifactCache(workspace / "cache"), progress)
     splits = build.splits
-    assert splits is not None  # noqa: S101
+    assert splits is not None
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -81,11 +81,19 @@ def run_recipe(
         "recipe": recipe.model_dump(mode="json"),
         "environment": collect_environment(evaluation["threads"]),
         "seeds": {"recipe": recipe.seed},
-        "source_model": {"source": recipe.model.source, "fingerprint": build.source.key,
-                         "trust_remote_code": recipe.model.trust_remote_code},
-        "data": {**splits.info, "fingerprint": splits.fingerprint, "labels": splits.label_names,
-                 "train_rows": len(splits.train), "calibration_rows": len(splits.calibration),
-                 "eval_rows": len(splits.eval)},
+        "source_model": {
+            "source": recipe.model.source,
+            "fingerprint": build.source.key,
+            "trust_remote_code": recipe.model.trust_remote_code,
+        },
+        "data": {
+            **splits.info,
+            "fingerprint": splits.fingerprint,
+            "labels": splits.label_names,
+            "train_rows": len(splits.train),
+            "calibration_rows": len(splits.calibration),
+            "eval_rows": len(splits.eval),
+        },
         "reference": evaluation["reference"],
         "threads": evaluation["threads"],
         "variants": evaluation["variants"],
@@ -122,7 +130,8 @@ def _notes(report: dict[str, Any]) -> list[str]:
             if r["speedup_vs_reference"] < 1.0:
                 why = (
                     "this CPU has no VNNI, so int8 MatMul runs on AVX2 with extra widening steps"
-                    if not vnni else "QDQ pairs around float ops add conversions"
+                    if not vnni
+                    else "QDQ pairs around float ops add conversions"
                 )
                 notes.append(
                     f"{name} ({mode} int8) is slower than {report['reference']} at b{r['batch']}×s{r['seq']} "

@@ -62,7 +62,9 @@ class ArtifactCache:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise CacheError(f"cannot create the cache folder {str(root)!r}: {e.strerror}; choose another workspace") from None
+            raise CacheError(
+                f"cannot create the cache folder {str(root)!r}: {e.strerror}; choose another workspace"
+            ) from None
 
     def path(self, key: str) -> Path:
         return self.root / key

@@ -28,10 +28,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", default="reports", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Reports go to OUTPUT/<recipe name>/.")
-@click.option("--workspace", default=".optkit", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Cache of built artifacts and predictions.")
+@click.option(
+    "--output",
+    "-o",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Reports go to OUTPUT/<recipe name>/.",
+)
+@click.option(
+    "--workspace",
+    default=".optkit",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache of built artifacts and predictions.",
+)
 @click.option("--force", is_flag=True, help="Rebuild every step instead of reusing cached artifacts.")
 @click.pass_context
 def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: bool) -> None:

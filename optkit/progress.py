@@ -60,7 +60,6 @@ class Progress:
 
             yield advance
 
-
     @contextlib.contextmanager
     def _plain_task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
         """Logs and CI have no live bar: print a line every 10% or 30 s, with the ETA."""

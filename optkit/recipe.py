@@ -211,7 +211,9 @@ class Recipe(BaseModel):
             _check_order(name, list(self.baseline) + list(chain), start_index=-len(self.baseline))
         for gate_name in self.report.gates:
             if gate_name != "*" and gate_name not in self.variants:
-                raise ValueError(f"report.gates names unknown variant {gate_name!r}{_closest(gate_name, self.variants)}")
+                raise ValueError(
+                    f"report.gates names unknown variant {gate_name!r}{_closest(gate_name, self.variants)}"
+                )
         ref = self.evaluate.reference
         if ref is not None and ref not in self.variants:
             raise ValueError(f"evaluate.reference names unknown variant {ref!r}{_closest(ref, self.variants)}")
@@ -273,11 +275,11 @@ def _check_order(name: str, chain: list[BaseModel], start_index: int) -> None:
         kind = step.kind  # type: ignore[attr-defined]
         wants, gives = STEP_FORMATS[kind]
         if wants != fmt:
-            where = f"baseline[{i}]" if i + start_index < 0 or name == "baseline" else f"variants.{name}[{i + start_index}]"
+            where = (
+                f"baseline[{i}]" if i + start_index < 0 or name == "baseline" else f"variants.{name}[{i + start_index}]"
+            )
             if wants == "torch":
-                raise ValueError(
-                    f"{where} ({kind}): a torch pass cannot follow 'export'; move {kind!r} before export"
-                )
+                raise ValueError(f"{where} ({kind}): a torch pass cannot follow 'export'; move {kind!r} before export")
             raise ValueError(f"{where} ({kind}): needs an ONNX model; add '- export: {{}}' before it")
         fmt = gives
 
@@ -305,7 +307,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         problem = getattr(e, "problem", None) or str(e)
         raise RecipeError(f"{path}: malformed YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a recipe is a YAML mapping with name, model, data and variants; got {type(raw).__name__}")
+        raise RecipeError(
+            f"{path}: a recipe is a YAML mapping with name, model, data and variants; got {type(raw).__name__}"
+        )
     return recipe_from_dict(raw, source=str(path))
 
 
@@ -372,9 +376,7 @@ def _unwrap(annotation: Any) -> Any:
     while True:
         origin = typing.get_origin(annotation)
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if origin is Annotated:
-            annotation = args[0]
-        elif (origin is Union or isinstance(annotation, types.UnionType)) and len(args) == 1:
+        if origin is Annotated or ((origin is Union or isinstance(annotation, types.UnionType)) and len(args) == 1):
             annotation = args[0]
         else:
             return annotation

@@ -101,7 +101,9 @@ def build_artifacts(
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
             ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
 
-            def make(out_dir: Path, step=step, spec=spec, ctx=ctx, artifact=artifact, label=label) -> dict[str, Any]:
+            def make(
+                out_dir: Path, step=step, spec=spec, ctx=ctx, artifact=artifact, label=label, parts=parts
+            ) -> dict[str, Any]:
                 ctx.out_dir = out_dir
                 try:
                     spec.fn(artifact, step, ctx)
@@ -118,8 +120,15 @@ def build_artifacts(
                 progress.log(f"  {label}: {status} in {seconds:.1f} s")
             built_this_run.add(key)
             result.steps.append(
-                StepRecord(name, index, step.kind, key, cached=status != "built", seconds=seconds,
-                           meta=meta.get("pass_meta", {}))
+                StepRecord(
+                    name,
+                    index,
+                    step.kind,
+                    key,
+                    cached=status != "built",
+                    seconds=seconds,
+                    meta=meta.get("pass_meta", {}),
+                )
             )
             artifact = Artifact(cache.path(key), spec.output_format, key, meta.get("pass_meta", {}))
         result.artifacts[name] = artifact

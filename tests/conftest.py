@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 
+from optkit.passes.base import Artifact, PassContext
+from optkit.recipe import recipe_from_dict
+from optkit.sources.data import load_splits
+from optkit.sources.model import resolve_model
+
 POSITIVE = ["great", "good", "wonderful", "fun", "moving", "brilliant", "charming", "smart"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "messy", "weak", "tedious", "stale"]
 FILLER = ["the", "movie", "film", "was", "a", "plot", "and", "acting", "story", "really", "very", "it"]
@@ -20,7 +25,7 @@ def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rows = []
     for i in range(n):
         label = "fresh" if i % 5 < 3 else "rotten"  # 60 / 40, like the real data
-        words = rng.sample(FILLER, 5) + [rng.choice(POSITIVE if label == "fresh" else NEGATIVE)]
+        words = [*rng.sample(FILLER, 5), rng.choice(POSITIVE if label == "fresh" else NEGATIVE)]
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return rows
@@ -33,12 +38,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
-    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in vocab] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in vocab] + [
+        f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"
+    ]
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     import torch
 
@@ -68,8 +79,12 @@ def base_recipe(tiny_model_dir: Path, tiny_csv: Path) -> dict[str, Any]:
         "seed": 7,
         "model": {"source": str(tiny_model_dir), "num_labels": 2},
         "data": {
-            "source": str(tiny_csv), "text": "review", "label": "sentiment", "labels": ["rotten", "fresh"],
-            "max_length": 16, "splits": {"train": 120, "eval": 60, "calibration": 16},
+            "source": str(tiny_csv),
+            "text": "review",
+            "label": "sentiment",
+            "labels": ["rotten", "fresh"],
+            "max_length": 16,
+            "splits": {"train": 120, "eval": 60, "calibration": 16},
         },
         "baseline": [{"finetune": {"epochs": 8, "learning_rate": 3e-3, "batch_size": 16}}],
         "variants": {
@@ -103,3 +118,29 @@ def write_recipe(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def context(recipe_dict: dict[str, Any], out: Path) -> PassContext:
+    recipe = recipe_from_dict(recipe_dict)
+    splits = load_splits(recipe.data, recipe.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    return PassContext(out_dir=out, step="test", recipe=recipe, splits=lambda: splits)
+
+
+@pytest.fixture(scope="session")
+def finetuned(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    """The tiny model fine-tuned once, shared by the export and quantisation tests."""
+    from optkit.passes.finetune import FinetuneConfig, finetune
+
+    ctx = context(base_recipe, tmp_path_factory.mktemp("finetuned"))
+    finetune(resolve_model(ctx.recipe.model), FinetuneConfig(epochs=8, learning_rate=3e-3, batch_size=16), ctx)
+    return Artifact(ctx.out_dir, "torch", key="finetuned", meta=ctx.meta)
+
+
+@pytest.fixture(scope="session")
+def exported(base_recipe: dict[str, Any], finetuned: Artifact, tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    from optkit.passes.onnx_export import ExportConfig, export
+
+    ctx = context(base_recipe, tmp_path_factory.mktemp("exported"))
+    export(finetuned, ExportConfig(), ctx)
+    return Artifact(ctx.out_dir, "onnx", key="exported", meta=ctx.meta)

@@ -44,17 +44,28 @@ def _mutate(d: dict[str, Any], path: str, value: Any) -> None:
     ("path", "value", "match"),
     [
         ("evaluate.latency.runz", 5, r"evaluate\.latency\.runz: unknown key 'runz'; did you mean 'runs'"),
-        ("variants.int8-dynamic.1", {"quantize": {"mode": "dynamic", "per_chanel": True}},
-         r"variants\.int8-dynamic\[1\]\.quantize\.per_chanel: unknown key.*'per_channel'"),
+        (
+            "variants.int8-dynamic.1",
+            {"quantize": {"mode": "dynamic", "per_chanel": True}},
+            r"variants\.int8-dynamic\[1\]\.quantize\.per_chanel: unknown key.*'per_channel'",
+        ),
         ("variants.int8-dynamic.1", {"quantize": {"mode": "fast"}}, r"quantize\.mode: .*'dynamic' or 'static'"),
         ("variants.int8-dynamic.1", {"quantise": {}}, r"unknown pass 'quantise'; did you mean 'quantize'"),
-        ("variants.bad", [{"export": {}}, {"finetune": {}}], r"variants\.bad\[1\] \(finetune\): a torch pass cannot follow 'export'"),
+        (
+            "variants.bad",
+            [{"export": {}}, {"finetune": {}}],
+            r"variants\.bad\[1\] \(finetune\): a torch pass cannot follow 'export'",
+        ),
         ("variants.bad", [{"quantize": {}}], r"variants\.bad\[0\] \(quantize\): needs an ONNX model"),
         ("variants.empty", [], r"variant 'empty' names no step"),
         ("evaluate.latency.runs", "many", r"evaluate\.latency\.runs: .*integer"),
         ("evaluate.latency.runs", 1, r"evaluate\.latency\.runs: .*greater than or equal to 5"),
         ("data.splits.calibration", 0, r"quantizes statically but data\.splits\.calibration is 0"),
-        ("report.gates.int8-dynamc", {"min_speedup": 1.1}, r"unknown variant 'int8-dynamc'; did you mean 'int8-dynamic'"),
+        (
+            "report.gates.int8-dynamc",
+            {"min_speedup": 1.1},
+            r"unknown variant 'int8-dynamc'; did you mean 'int8-dynamic'",
+        ),
         ("report.gates.int8-dynamic", {"min_sped": 1.1}, r"unknown key 'min_sped'; did you mean 'min_speedup'"),
         ("evaluate.reference", "fp32", r"evaluate.reference names unknown variant 'fp32'"),
         ("name", "../escape", r"not a safe folder name"),
@@ -63,7 +74,9 @@ def _mutate(d: dict[str, Any], path: str, value: Any) -> None:
     ],
     ids=lambda v: str(v)[:30],
 )
-def test_bad_recipes_are_rejected_with_the_field_path(recipe_dict: dict[str, Any], path: str, value: Any, match: str) -> None:
+def test_bad_recipes_are_rejected_with_the_field_path(
+    recipe_dict: dict[str, Any], path: str, value: Any, match: str
+) -> None:
     _mutate(recipe_dict, path, value)
     with pytest.raises(RecipeError, match=match):
         recipe_from_dict(recipe_dict)

@@ -53,12 +53,10 @@ def classification_metrics(preds: list[int], labels: list[int], n_classes: int) 
     return {"accuracy": correct / len(labels) if labels else 0.0, "macro_f1": sum(f1s) / n_classes}
 
 
-def evaluate_build(
-    recipe: Recipe, build: BuildResult, cache: ArtifactCache, progress: Progress
-) -> dict[str, Any]:
+def evaluate_build(recipe: Recipe, build: BuildResult, cache: ArtifactCache, progress: Progress) -> dict[str, Any]:
     """Measure every artifact of ``build``; returns the ``variants`` and ``results`` parts of the report."""
     splits = build.splits
-    assert splits is not None  # build_artifacts always loads them  # noqa: S101
+    assert splits is not None  # build_artifacts always loads them
     names = list(build.artifacts)
     threads = recipe.evaluate.latency.threads or available_cpus()
     ref = reference_variant(recipe)
@@ -127,7 +125,9 @@ def _measure_provider(
     rows: list[dict[str, Any]] = []
     shapes = recipe.evaluate.shapes
     if ort_name not in ort.get_available_providers():
-        reason = f"{ort_name} not available in this onnxruntime build ({ort.get_device()}, onnxruntime {ort.__version__})"
+        reason = (
+            f"{ort_name} not available in this onnxruntime build ({ort.get_device()}, onnxruntime {ort.__version__})"
+        )
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
         return [_row(n, provider, s, reason=reason) for n in build.artifacts for s in shapes]
 
@@ -192,9 +192,7 @@ def _shape_inputs(artifacts: dict[str, Artifact], splits: Splits, shape: Shape) 
     out = {}
     for name, art in artifacts.items():
         tok = AutoTokenizer.from_pretrained(art.path)
-        out[name] = dict(
-            tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np")
-        )
+        out[name] = dict(tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
     return out
 
 
@@ -238,5 +236,9 @@ def _load_torch(art: Artifact) -> tuple[Any, Any]:
 def _size_on_disk(art: Artifact) -> int:
     """Weights only: model.onnx (+ external data) or *.safetensors / *.bin, not tokenizer files."""
     if art.format == "onnx":
-        return sum(f.stat().st_size for f in art.path.iterdir() if f.suffix in (".onnx", ".data") or f.name.endswith(".onnx_data"))
+        return sum(
+            f.stat().st_size
+            for f in art.path.iterdir()
+            if f.suffix in (".onnx", ".data") or f.name.endswith(".onnx_data")
+        )
     return sum(f.stat().st_size for f in art.path.iterdir() if f.suffix in (".safetensors", ".bin"))

@@ -26,8 +26,21 @@ def measure_peak_rss(
     path: Path, fmt: str, batch: int, seq: int, *, runs: int = 10, threads: int | None = None, timeout: float = 600
 ) -> dict[str, Any]:
     """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why')."""
-    cmd = [sys.executable, "-m", "optkit.evaluate.memory", "--format", fmt, "--path", str(path),
-           "--batch", str(batch), "--seq", str(seq), "--runs", str(runs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "optkit.evaluate.memory",
+        "--format",
+        fmt,
+        "--path",
+        str(path),
+        "--batch",
+        str(batch),
+        "--seq",
+        str(seq),
+        "--runs",
+        str(runs),
+    ]
     if threads:
         cmd += ["--threads", str(threads)]
     try:
@@ -67,8 +80,9 @@ def _peak_rss_bytes() -> int:
 def _probe(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 20000, size=(args.batch, args.seq), dtype=np.int64)
+    vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
+    rng = np.random.default_rng(0)  # token values do not change memory use; only their count does
+    ids = rng.integers(min(1000, vocab // 2), vocab, size=(args.batch, args.seq), dtype=np.int64)
     mask = np.ones_like(ids)
     if args.format == "onnx":
         import onnxruntime as ort

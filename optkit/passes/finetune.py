@@ -27,7 +27,7 @@ class FinetuneConfig(PassConfig):
     seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
 
 
-@register_pass(FinetuneConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
+@register_pass(FinetuneConfig, version=2, input_format="torch", output_format="torch", uses_data=True)
 def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifact:
     """Fine-tune ``src`` on the recipe's train split; writes an HF folder to ``ctx.out_dir``."""
     from accelerate.utils import set_seed
@@ -59,9 +59,13 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     model.save_pretrained(ctx.out_dir, safe_serialization=True)
     tokenizer.save_pretrained(ctx.out_dir)
     ctx.meta.update(
-        train_rows=len(splits.train), steps=result.steps, epochs=round(result.epochs, 3),
-        final_loss=round(result.final_loss, 4), mean_loss_last_50=round(result.mean_loss_last_50, 4),
-        train_seconds=round(result.seconds, 1), seed=seed,
+        train_rows=len(splits.train),
+        steps=result.steps,
+        epochs=round(result.epochs, 3),
+        final_loss=round(result.final_loss, 4),
+        mean_loss_last_50=round(result.mean_loss_last_50, 4),
+        train_seconds=round(result.seconds, 1),
+        seed=seed,
     )
     ctx.progress.log(
         f"  trained {result.steps} steps on {len(splits.train)} rows in {result.seconds:.0f} s "

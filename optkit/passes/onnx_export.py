@@ -112,9 +112,7 @@ def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
     accepts_types = "token_type_ids" in inspect.signature(model.forward).parameters
     sample = tokenizer(["optkit export sample", "a second, longer sample sentence"], padding=True, return_tensors="pt")
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_types else [])
-    args = tuple(
-        sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names
-    )
+    args = tuple(sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["logits"] = {0: "batch"}
     with warnings.catch_warnings(), torch.inference_mode():

@@ -9,7 +9,10 @@ otherwise, and every other op stays float.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -75,7 +78,10 @@ def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifac
         if config.mode == "dynamic":
             from onnxruntime.quantization import quantize_dynamic
 
-            quantize_dynamic(src.onnx_file, target, op_types_to_quantize=config.op_types, **common)
+            # ORT logs "consider pre-processing" on the root logger; for dynamic int8 of an exported
+            # transformer it changes nothing measurable (DESIGN.md), so keep the console clean.
+            with _quiet_root_logger():
+                quantize_dynamic(src.onnx_file, target, op_types_to_quantize=config.op_types, **common)
         else:
             _quantize_static(src, config, ctx, common)
     except PassError:
@@ -149,6 +155,17 @@ class _CalibrationReader:
 
     def rewind(self) -> None:
         self._i = 0
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _copy_side_files(src: Artifact, ctx: PassContext) -> None:

@@ -40,8 +40,16 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                     f"p50 speed-up at b{first.batch}×s{first.seq} vs {evaluation['reference']} "
                     f"{shown} (required {threshold:.2f}×)"
                 )
-            out.append({"variant": name, "gate": metric, "value": value, "threshold": threshold,
-                        "passed": bool(passed), "message": f"{name}: {text}"})
+            out.append(
+                {
+                    "variant": name,
+                    "gate": metric,
+                    "value": value,
+                    "threshold": threshold,
+                    "passed": bool(passed),
+                    "message": f"{name}: {text}",
+                }
+            )
     return out
 
 

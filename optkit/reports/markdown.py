@@ -74,7 +74,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Steps", "", "| variant | step | status | seconds | key |", "|---|---|---|---|---|"]
     for s in report["steps"]:
         status = "cached" if s["cached"] else "built"
-        lines.append(f"| {s['variant']} | {s['index']}: {s['kind']} | {status} | {s['seconds']:.1f} | `{s['key'][:12]}` |")
+        lines.append(
+            f"| {s['variant']} | {s['index']}: {s['kind']} | {status} | {s['seconds']:.1f} | `{s['key'][:12]}` |"
+        )
     lines.append("")
     return "\n".join(lines)
 

@@ -63,7 +63,9 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
     if len(frame) == 0:
         raise DataError(f"data.source: {where} has no rows with text and a label in {label_names}")
     if len(label_names) < 2:
-        raise DataError(f"data.label: column {spec.label!r} of {where} has a single class {label_names}; need 2 or more")
+        raise DataError(
+            f"data.label: column {spec.label!r} of {where} has a single class {label_names}; need 2 or more"
+        )
 
     texts = frame[spec.text].astype(str).tolist()
     label_ids = values.map({name: i for i, name in enumerate(label_names)}).astype(int).to_numpy()
@@ -87,8 +89,14 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
     def pick(idx: Any) -> Split:
         return Split([texts[i] for i in idx], [int(label_ids[i]) for i in idx])
 
-    cut = {"seed": seed, "splits": spec.splits.model_dump(), "labels": label_names, "text": spec.text,
-           "label": spec.label, "source": source_hash}
+    cut = {
+        "seed": seed,
+        "splits": spec.splits.model_dump(),
+        "labels": label_names,
+        "text": spec.text,
+        "label": spec.label,
+        "source": source_hash,
+    }
     fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
     counts = {name: int((label_ids == i).sum()) for i, name in enumerate(label_names)}
     info = {"source": where, "rows_used": n, "class_counts": counts, "source_sha256": source_hash}
@@ -130,7 +138,8 @@ def _guess_format(path: Path) -> str:
     if suffixes and suffixes[-1] in _FORMATS:
         return _FORMATS[suffixes[-1]]
     raise DataError(
-        f"data.format: cannot tell the format of {path.name!r} from its name; set data.format to csv, tsv, jsonl or parquet"
+        f"data.format: cannot tell the format of {path.name!r} from its name; "
+        f"set data.format to csv, tsv, jsonl or parquet"
     )
 
 
@@ -151,7 +160,7 @@ def _read_hub(name: str, split: str) -> tuple[Any, str, str]:
 
 
 def _count(value: float, n: int, name: str) -> int:
-    count = int(round(value * n)) if value < 1 else int(value)
+    count = round(value * n) if value < 1 else int(value)
     if count < 1:
         raise DataError(f"data.splits.{name}: {value} of {n} rows leaves no rows; raise it")
     return count

@@ -72,7 +72,11 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     """Fetch (or reuse the local hub cache of) a model; offline gets a message that says what to do."""
     try:
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
     except ImportError as e:  # pragma: no cover - huggingface_hub comes with transformers
         raise ModelSourceError(f"model.source {repo_id!r} is a hub id but huggingface_hub is missing: {e}") from None
     try:

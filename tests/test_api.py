@@ -1,0 +1,112 @@
+"""End to end on the tiny model: build, evaluate, report, cache reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optkit.api import run_recipe
+from optkit.errors import EvaluationError, PassError
+
+
+@pytest.fixture(scope="module")
+def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    import copy
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("e2e")
+    data = copy.deepcopy(base_recipe)
+    data["evaluate"]["providers"] = ["cpu", "cuda"]
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
+    return root, path, outcome
+
+
+def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type: ignore[no-untyped-def]
+    root, _, outcome = first_run
+    report = json.loads((root / "reports" / "tiny" / "report.json").read_text())
+    assert report == json.loads(json.dumps(outcome.report, default=str))
+    assert report["schema_version"] == 1 and report["reference"] == "fp32-onnx"
+    assert set(report["variants"]) == {"baseline", "fp32-onnx", "int8-dynamic", "int8-static"}
+    assert report["variants"]["baseline"]["accuracy"] >= 0.8
+    assert report["variants"]["fp32-onnx"]["agreement_with_baseline"] == 1.0
+    assert report["variants"]["int8-dynamic"]["size_ratio"] < 1.0
+    rows = {(r["variant"], r["provider"]): r for r in report["results"]}
+    assert len(report["results"]) == 8  # 4 variants x 2 providers x 1 shape
+    cpu = rows[("int8-dynamic", "cpu")]
+    assert cpu["status"] == "measured" and cpu["latency"]["runs"] == 5 and cpu["threads"] == 1
+    assert rows[("fp32-onnx", "cpu")]["speedup_vs_reference"] == pytest.approx(1.0)
+    assert rows[("baseline", "cpu")]["status"] == "measured"  # PyTorch is timed too
+    cuda = rows[("int8-dynamic", "cuda")]["status"]
+    assert cuda.startswith("not measured: CUDAExecutionProvider not available in this onnxruntime build")
+    env = report["environment"]
+    assert {"cpu", "libraries", "onnxruntime_providers"} <= set(env) and "isa" in env["cpu"]
+    assert report["seeds"] == {"recipe": 7} and report["data"]["eval_rows"] == 60
+    assert outcome.passed and report["gates"][0]["gate"] == "max_accuracy_drop"
+
+
+def test_markdown_report_shows_the_table(first_run) -> None:  # type: ignore[no-untyped-def]
+    root, _, _ = first_run
+    md = (root / "reports" / "tiny" / "report.md").read_text()
+    assert "| variant | runtime | accuracy | Δ acc (pts) |" in md
+    assert "| fp32-onnx (ref) | onnxruntime |" in md
+    assert "cuda: not measured: CUDAExecutionProvider not available" in md
+
+
+def test_common_prefix_is_built_once(first_run) -> None:  # type: ignore[no-untyped-def]
+    _, _, outcome = first_run
+    steps = outcome.report["steps"]
+    built = [(s["variant"], s["kind"]) for s in steps if not s["cached"]]
+    assert built == [
+        ("baseline", "finetune"),
+        ("fp32-onnx", "export"),
+        ("int8-dynamic", "quantize"),
+        ("int8-static", "quantize"),
+    ]
+    assert len({s["key"] for s in steps if s["kind"] == "export"}) == 1
+
+
+def test_second_run_reuses_everything_and_a_changed_step_rebuilds_only_itself(first_run) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    root, path, _ = first_run
+    again = run_recipe(path, output=root / "reports", workspace=root / "ws")
+    assert all(s["cached"] for s in again.report["steps"])
+    data = yaml.safe_load(path.read_text())
+    data["variants"]["int8-static"][1] = {"quantize": {"mode": "static", "calibration": "percentile"}}
+    changed = root / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    third = run_recipe(changed, output=root / "reports", workspace=root / "ws")
+    rebuilt = [(s["variant"], s["kind"]) for s in third.report["steps"] if not s["cached"]]
+    assert rebuilt == [("int8-static", "quantize")]
+
+
+def test_a_corrupted_cached_onnx_file_is_rebuilt(first_run) -> None:  # type: ignore[no-untyped-def]
+    root, path, outcome = first_run
+    key = next(s["key"] for s in outcome.report["steps"] if s["kind"] == "export")
+    onnx_file = root / "ws" / "cache" / key / "model.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])  # truncated, as by a full disk
+    rerun = run_recipe(path, output=root / "reports", workspace=root / "ws")
+    export_steps = [s for s in rerun.report["steps"] if s["kind"] == "export"]
+    assert not export_steps[0]["cached"] and all(s["cached"] for s in export_steps[1:])
+    assert onnx_file.stat().st_size > 1000
+
+
+def test_corrupt_onnx_file_gives_a_clear_error(tmp_path: Path) -> None:
+    from optkit.evaluate.predict import create_session
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07garbage, not a protobuf")
+    with pytest.raises(EvaluationError, match=r"could not be loaded by ONNX Runtime .* truncated or corrupt"):
+        create_session(bad)
+
+
+def test_baseline_without_finetune_needs_a_classifier_head(recipe_dict: dict, write_recipe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    recipe_dict["baseline"] = []
+    with pytest.raises(PassError, match=r"has no sequence-classification head .* add '- finetune: \{\}'"):
+        run_recipe(write_recipe(recipe_dict), output=tmp_path / "r", workspace=tmp_path / "ws")
