@@ -113,6 +113,9 @@ class LatencySpec(BaseModel):
     model_config = _STRICT
     warmup: int = Field(10, ge=0, description="Untimed runs per variant and shape before timing.")
     runs: int = Field(100, ge=5, description="Timed runs per variant and shape (interleaved across variants).")
+    block: int = Field(
+        10, ge=1, description="Timed runs per variant per round; each turn starts with one untimed settling run."
+    )
     threads: int | None = Field(
         None, ge=1, description="Intra-op threads for ONNX Runtime and PyTorch. Default: CPUs available."
     )

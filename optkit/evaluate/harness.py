@@ -154,7 +154,9 @@ def _measure_provider(
         with progress.task(
             f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} variants interleaved)", total=lat.runs
         ) as advance:
-            samples = time_interleaved(runners, warmup=lat.warmup, runs=lat.runs, on_round=lambda r: advance(1))
+            samples = time_interleaved(
+                runners, warmup=lat.warmup, runs=lat.runs, block=lat.block, on_round=lambda n: advance(n)
+            )
         stats = {n: summarize(s, shape.batch) for n, s in samples.items()}
         ref_p50 = stats[ref]["p50_ms"] if ref in stats else None
         for name in build.artifacts:

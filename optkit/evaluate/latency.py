@@ -45,26 +45,35 @@ def time_interleaved(
     *,
     warmup: int,
     runs: int,
+    block: int = 10,
     on_round: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
-    """Time each callable ``runs`` times in rounds A B C, B C A, C A B, ... and return ms samples.
+    """Time each callable ``runs`` times, interleaved in rounds, and return ms samples.
 
-    The start of each round rotates so no variant always runs right after the same neighbour
-    (cache and frequency effects of the previous model fall on all of them alike).
+    Each round gives every variant one untimed settling run and then up to ``block`` timed
+    runs; the order rotates from round to round (A B C, B C A, C A B, ...). Rounds spread
+    machine drift over all variants alike. Blocks, and the settling run, keep one variant's
+    thread pool (ONNX Runtime and OpenMP workers spin for a while after each run) from
+    stealing the cores of the next: timed one call at a time, the same fp32 model measured
+    anywhere from 36 to 81 ms on 2 cores depending on its neighbours.
     """
     names = list(runners)
     for name in names:
         for _ in range(warmup):
             runners[name]()
     samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(runs):
+    rounds = math.ceil(runs / block)
+    for r in range(rounds):
         shift = r % len(names)
+        count = min(block, runs - r * block)
         for name in names[shift:] + names[:shift]:
             fn = runners[name]
-            t0 = clock()
-            fn()
-            samples[name].append((clock() - t0) * 1000.0)
+            fn()  # settling run: the previous variant's worker threads are still spinning
+            for _ in range(count):
+                t0 = clock()
+                fn()
+                samples[name].append((clock() - t0) * 1000.0)
         if on_round:
-            on_round(r + 1)
+            on_round(count)
     return samples

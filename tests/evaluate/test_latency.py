@@ -17,7 +17,7 @@ def test_summary_statistics_on_known_samples() -> None:
         summarize([], batch=1)
 
 
-def test_interleaving_rotates_the_order_and_times_each_call() -> None:
+def test_interleaving_rotates_blocks_and_times_each_call() -> None:
     order: list[str] = []
     now = [0.0]
     cost = {"a": 1.0, "b": 2.0, "c": 3.0}
@@ -29,11 +29,13 @@ def test_interleaving_rotates_the_order_and_times_each_call() -> None:
 
         return run
 
-    samples = time_interleaved({n: runner(n) for n in "abc"}, warmup=2, runs=3, clock=lambda: now[0])
+    samples = time_interleaved({n: runner(n) for n in "abc"}, warmup=2, runs=5, block=2, clock=lambda: now[0])
     assert order[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up first, per variant
-    assert order[6:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    rounds = "".join(order[6:])
+    # each turn is one settling run + the block; 3 rounds: 2 + 2 + 1 timed runs, start rotating
+    assert rounds == "aaabbbccc" + "bbbcccaaa" + "ccaabb"
     assert {n: [round(x, 6) for x in v] for n, v in samples.items()} == {
-        "a": [1.0] * 3,
-        "b": [2.0] * 3,
-        "c": [3.0] * 3,
+        "a": [1.0] * 5,
+        "b": [2.0] * 5,
+        "c": [3.0] * 5,
     }
