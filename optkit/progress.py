@@ -62,7 +62,7 @@ class Progress:
 
     @contextlib.contextmanager
     def _plain_task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
-        """Logs and CI have no live bar: print a line every 10% or 30 s, with the ETA."""
+        """Logs and CI have no live bar: print a line every 25% or 30 s, with the ETA."""
         start = time.perf_counter()
         state = {"done": 0, "printed_at": start, "pct": 0}
 
@@ -70,7 +70,7 @@ class Progress:
             state["done"] += n
             now = time.perf_counter()
             pct = int(100 * state["done"] / max(total, 1))
-            if state["done"] >= total or pct >= state["pct"] + 10 or now - state["printed_at"] >= 30:
+            if state["done"] >= total or pct >= state["pct"] + 25 or now - state["printed_at"] >= 30:
                 elapsed = now - start
                 eta = elapsed / state["done"] * (total - state["done"]) if state["done"] else 0.0
                 self.console.print(

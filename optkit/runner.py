@@ -35,7 +35,7 @@ class StepRecord:
     index: int
     kind: str
     key: str
-    cached: bool
+    status: str  # "built" now, "shared" with an earlier variant of this run, or "cached" from an earlier run
     seconds: float
     meta: dict[str, Any]
 
@@ -96,7 +96,7 @@ def build_artifacts(
             if force and key not in built_this_run:
                 cache._discard(cache.path(key))
             t0 = time.perf_counter()
-            status = "reused" if key in built_this_run else None
+            status = "shared" if key in built_this_run else None
             if status is None:
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
             ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
@@ -119,17 +119,7 @@ def build_artifacts(
                 status = "built" if built else "cached"
                 progress.log(f"  {label}: {status} in {seconds:.1f} s")
             built_this_run.add(key)
-            result.steps.append(
-                StepRecord(
-                    name,
-                    index,
-                    step.kind,
-                    key,
-                    cached=status != "built",
-                    seconds=seconds,
-                    meta=meta.get("pass_meta", {}),
-                )
-            )
+            result.steps.append(StepRecord(name, index, step.kind, key, status, seconds, meta.get("pass_meta", {})))
             artifact = Artifact(cache.path(key), spec.output_format, key, meta.get("pass_meta", {}))
         result.artifacts[name] = artifact
     result.splits = splits()

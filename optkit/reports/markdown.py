@@ -64,6 +64,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    lines += _latency_detail(report)
     if report.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     if report["gates"]:
@@ -73,12 +74,35 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     lines += ["## Steps", "", "| variant | step | status | seconds | key |", "|---|---|---|---|---|"]
     for s in report["steps"]:
-        status = "cached" if s["cached"] else "built"
         lines.append(
-            f"| {s['variant']} | {s['index']}: {s['kind']} | {status} | {s['seconds']:.1f} | `{s['key'][:12]}` |"
+            f"| {s['variant']} | {s['index']}: {s['kind']} | {s['status']} | {s['seconds']:.1f} | `{s['key'][:12]}` |"
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _latency_detail(report: dict[str, Any]) -> list[str]:
+    rows = [r for r in report["results"] if r["status"] == "measured"]
+    if not rows:
+        return []
+    lat = report["recipe"]["evaluate"]["latency"]
+    lines = [
+        "## Latency detail",
+        "",
+        f"{lat['runs']} timed runs per variant and shape after {lat['warmup']} warm-up runs, in rounds of "
+        f"{lat['block']} per variant (each turn after one untimed settling run).",
+        "",
+        "| variant | provider | shape | p50 ms | p90 ms | p99 ms | mean ms | std ms | CV | rows/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r["latency"]
+        lines.append(
+            f"| {r['variant']} | {r['provider']} | b{r['batch']}×s{r['seq']} | {s['p50_ms']:.2f} "
+            f"| {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} | {s['std_ms']:.2f} | {s['cv']:.2f} "
+            f"| {s['throughput_per_s']:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def _result(report: dict[str, Any], name: str, provider: str, b: int, s: int) -> dict[str, Any] | None:

@@ -117,3 +117,12 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     odd.write_text("x")
     with pytest.raises(DataError, match=r"set data\.format"):
         load_splits(_spec(odd), seed=0)
+
+
+def test_hub_data_without_datasets_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    spec = DataSpec.model_validate({"source": "hub:rotten_tomatoes", "labels": ["neg", "pos"]})
+    with pytest.raises(DataError, match=r"needs the 'datasets' package: pip install 'optkit\[hub\]'"):
+        load_splits(spec, seed=0)
