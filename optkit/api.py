@@ -7,10 +7,13 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from optkit.sources.data import Splits
 
 __all__ = ["REPORT_SCHEMA_VERSION", "RunOutcome", "run_recipe", "validate_recipe"]
 
@@ -27,15 +30,14 @@ class RunOutcome:
         return all(g["passed"] for g in self.report["gates"])
 
 
-def validate_recipe(path: str | Path) -> Recipe:
+def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
     """Load and check a recipe, and resolve its model and data sources, without running any pass."""
     from optkit.sources.data import load_splits
     from optkit.sources.model import resolve_model
 
     recipe = load_recipe(path)
     resolve_model(recipe.model)
-    load_splits(recipe.data, recipe.seed)
-    return recipe
+    return recipe, load_splits(recipe.data, recipe.seed)
 
 
 def run_recipe(

@@ -110,6 +110,11 @@ class ArtifactCache:
                 raise
             return meta, True
 
+    def invalidate(self, key: str) -> None:
+        """Drop an entry (``--force``); building it again starts from scratch."""
+        with self._lock(key):
+            self._discard(self.path(key))
+
     def read_json(self, name: str) -> Any | None:
         f = self.root / name
         try:

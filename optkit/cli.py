@@ -75,16 +75,20 @@ def validate(ctx: click.Context, recipe: Path) -> None:
     from optkit.api import validate_recipe
 
     with _errors(ctx):
-        r = validate_recipe(recipe)
+        r, splits = validate_recipe(recipe)
     click.echo(f"{recipe}: ok: {len(r.variants)} variant(s): {', '.join(r.variants)}")
+    counts = ", ".join(f"{k} {v}" for k, v in splits.info["class_counts"].items())
+    click.echo(
+        f"data: {splits.info['rows_used']} rows ({counts}); train {len(splits.train)}, "
+        f"calibration {len(splits.calibration)}, eval {len(splits.eval)}"
+    )
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def env(as_json: bool) -> None:
     """Versions, ONNX Runtime providers, CPU flags and threads of this machine."""
-    from optkit.envinfo import collect_environment
-    from optkit.evaluate.harness import available_cpus
+    from optkit.envinfo import available_cpus, collect_environment
 
     info = collect_environment(available_cpus())
     if as_json:

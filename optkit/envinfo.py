@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_environment", "cpu_flags"]
+__all__ = ["available_cpus", "collect_environment", "cpu_flags"]
 
 # /proc/cpuinfo flag -> the name a deployment engineer looks for
 _FLAGS = {
@@ -43,23 +43,27 @@ def cpu_flags(cpuinfo: str | None = None) -> dict[str, Any]:
     return {"model": model, "isa": present, "int8_vnni": vnni}
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity and cgroup-pinned), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def collect_environment(threads: int | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     from optkit import __version__
     from optkit.runner import library_versions
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cpus = os.cpu_count() or 1
     return {
         "optkit": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_flags(),
-        "cpus_available": cpus,
+        "cpus_available": available_cpus(),
         "threads": threads,
         "memory_total_gb": round(_total_memory() / 2**30, 1),
         "libraries": library_versions(),

@@ -94,7 +94,7 @@ def build_artifacts(
             key = cache_key(parts)
             label = f"{name}[{index}] {step.kind}"
             if force and key not in built_this_run:
-                cache._discard(cache.path(key))
+                cache.invalidate(key)
             t0 = time.perf_counter()
             status = "shared" if key in built_this_run else None
             if status is None:
@@ -137,7 +137,15 @@ def _check_head(recipe: Recipe, source: Artifact) -> None:
             f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
             f"and the baseline has no finetune step; add '- finetune: {{}}' to the baseline"
         )
-    n = len(config.get("id2label") or {}) or config.get("num_labels")
+    id2label = config.get("id2label") or {}
+    names = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    wanted = recipe.data.labels
+    if wanted and names and not all(n == f"LABEL_{i}" for i, n in enumerate(names)) and names != list(wanted):
+        raise PassError(
+            f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
+            f"reorder data.labels to {names}, or fine-tune the head (add '- finetune: {{}}' to the baseline)"
+        )
+    n = len(id2label) or config.get("num_labels")
     if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
         raise PassError(
             f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "

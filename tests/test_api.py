@@ -112,3 +112,16 @@ def test_baseline_without_finetune_needs_a_classifier_head(recipe_dict: dict, wr
     recipe_dict["baseline"] = []
     with pytest.raises(PassError, match=r"has no sequence-classification head .* add '- finetune: \{\}'"):
         run_recipe(write_recipe(recipe_dict), output=tmp_path / "r", workspace=tmp_path / "ws")
+
+
+def test_a_head_with_other_label_order_is_refused(
+    recipe_dict: dict,
+    write_recipe,
+    finetuned,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    recipe_dict["model"]["source"] = str(finetuned.path)  # head: 0 = rotten, 1 = fresh
+    recipe_dict["baseline"] = []
+    recipe_dict["data"]["labels"] = ["fresh", "rotten"]
+    with pytest.raises(PassError, match=r"do not match the model head's labels \['rotten', 'fresh'\]"):
+        run_recipe(write_recipe(recipe_dict), output=tmp_path / "r", workspace=tmp_path / "ws")

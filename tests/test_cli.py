@@ -26,6 +26,7 @@ def test_validate_ok(recipe_dict: dict[str, Any], write_recipe) -> None:  # type
     result = CliRunner().invoke(cli, ["validate", str(write_recipe(recipe_dict))])
     assert result.exit_code == 0, result.output
     assert "ok: 3 variant(s): fp32-onnx, int8-dynamic, int8-static" in result.output
+    assert "data: 200 rows (rotten 80, fresh 120); train 120, calibration 16, eval 60" in result.output
 
 
 def test_bad_inputs_exit_2_with_a_message_and_no_traceback(

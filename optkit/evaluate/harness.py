@@ -7,11 +7,11 @@ figures taken in the same run on the same machine.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
+from optkit.envinfo import available_cpus
 from optkit.errors import EvaluationError
 from optkit.evaluate.latency import summarize, time_interleaved
 from optkit.evaluate.memory import measure_peak_rss
@@ -22,14 +22,7 @@ from optkit.recipe import Recipe, Shape
 from optkit.runner import BuildResult
 from optkit.sources.data import Splits
 
-__all__ = ["available_cpus", "classification_metrics", "evaluate_build", "reference_variant"]
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+__all__ = ["classification_metrics", "evaluate_build", "reference_variant"]
 
 
 def reference_variant(recipe: Recipe) -> str:

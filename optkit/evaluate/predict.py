@@ -69,16 +69,16 @@ def onnx_logits(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
 ) -> Any:
-    import numpy as np
-
-    out = []
-    for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start : start + batch_size])
-        enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="np")
-        out.append(session.run(None, ort_feed(session, dict(enc)))[0])
-        if on_batch:
-            on_batch(len(chunk))
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    """Logits of an ORT session over ``texts``, batch by batch."""
+    return _batched_logits(
+        lambda enc: session.run(None, ort_feed(session, enc))[0],
+        "np",
+        tokenizer,
+        texts,
+        max_length,
+        batch_size,
+        on_batch,
+    )
 
 
 def torch_logits(
@@ -89,15 +89,31 @@ def torch_logits(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
 ) -> Any:
-    import numpy as np
+    """Logits of a torch classifier over ``texts``, with the same batching and tokenisation."""
     import torch
 
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            out.append(model(**enc).logits.float().numpy())
-            if on_batch:
-                on_batch(len(chunk))
+        return _batched_logits(
+            lambda enc: model(**enc).logits.float().numpy(), "pt", tokenizer, texts, max_length, batch_size, on_batch
+        )
+
+
+def _batched_logits(
+    forward: Callable[[dict[str, Any]], Any],
+    tensors: str,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None,
+) -> Any:
+    import numpy as np
+
+    out = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors=tensors)
+        out.append(forward(dict(enc)))
+        if on_batch:
+            on_batch(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
