@@ -86,7 +86,7 @@ def base_recipe(tiny_model_dir: Path, tiny_csv: Path) -> dict[str, Any]:
             "max_length": 16,
             "splits": {"train": 120, "eval": 60, "calibration": 16},
         },
-        "baseline": [{"finetune": {"epochs": 8, "learning_rate": 3e-3, "batch_size": 16}}],
+        "baseline": [{"finetune": {"epochs": 16, "learning_rate": 3e-3, "batch_size": 16}}],
         "variants": {
             "fp32-onnx": [{"export": {}}],
             "int8-dynamic": [{"export": {}}, {"quantize": {"mode": "dynamic"}}],
@@ -133,7 +133,7 @@ def finetuned(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     from optkit.passes.finetune import FinetuneConfig, finetune
 
     ctx = context(base_recipe, tmp_path_factory.mktemp("finetuned"))
-    finetune(resolve_model(ctx.recipe.model), FinetuneConfig(epochs=8, learning_rate=3e-3, batch_size=16), ctx)
+    finetune(resolve_model(ctx.recipe.model), FinetuneConfig(epochs=16, learning_rate=3e-3, batch_size=16), ctx)
     return Artifact(ctx.out_dir, "torch", key="finetuned", meta=ctx.meta)
 
 

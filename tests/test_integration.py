@@ -21,7 +21,7 @@ RECIPE = {
         "label": "category",
         "labels": ["rotten", "fresh"],
         "max_length": 64,
-        "splits": {"train": 480, "eval": 200, "calibration": 32},
+        "splits": {"train": 1280, "eval": 200, "calibration": 32},
     },
     "baseline": [{"finetune": {"epochs": 1, "learning_rate": 1e-4, "batch_size": 16}}],
     "variants": {
@@ -39,7 +39,7 @@ def test_minilm_slice_end_to_end(tmp_path: Path) -> None:
     outcome = run_recipe(path, output=tmp_path / "reports", workspace=tmp_path / "ws")
     report = outcome.report
     v = report["variants"]
-    assert v["baseline"]["accuracy"] > 0.62, v["baseline"]  # majority class is 0.578
+    assert v["baseline"]["accuracy"] > 0.70, v["baseline"]  # majority class is 0.578; measured 0.805
     export = next(s for s in report["steps"] if s["kind"] == "export")
     assert export["meta"]["validation"]["max_abs_diff"] < 1e-4
     assert v["int8-dynamic"]["size_ratio"] < 0.3

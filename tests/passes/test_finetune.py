@@ -21,8 +21,8 @@ def test_finetune_learns_the_task_and_saves_a_loadable_classifier(finetuned: Art
     from optkit.sources.data import load_splits
 
     meta = finetuned.meta
-    assert meta["steps"] == 64  # 8 epochs x ceil(120 / 16)
-    assert meta["final_loss"] < 0.4  # chance level (60/40 classes) is 0.67
+    assert meta["steps"] == 128  # 16 epochs x ceil(120 / 16)
+    assert meta["final_loss"] < 0.2  # chance level (60/40 classes) is 0.67
     model = AutoModelForSequenceClassification.from_pretrained(finetuned.path).eval()
     assert model.config.id2label == {0: "rotten", 1: "fresh"}
     tok = AutoTokenizer.from_pretrained(finetuned.path)
