@@ -19,9 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optkit.errors import RecipeError
-from optkit.passes.finetune import FinetuneConfig
-from optkit.passes.onnx_export import ExportConfig
 from optkit.passes.ort_quantize import QuantizeConfig
+from optkit.passes.registry import list_passes
 
 __all__ = [
     "DataSpec",
@@ -31,23 +30,14 @@ __all__ = [
     "Recipe",
     "Shape",
     "Step",
-    "chain_of",
     "load_recipe",
 ]
 
-# Formats each step kind consumes and produces; checked at plan time so no work starts on a bad order.
-_STEP_CLASSES: dict[str, type[BaseModel]] = {
-    "finetune": FinetuneConfig,
-    "export": ExportConfig,
-    "quantize": QuantizeConfig,
-}
-STEP_FORMATS: dict[str, tuple[str, str]] = {
-    "finetune": ("torch", "torch"),
-    "export": ("torch", "onnx"),
-    "quantize": ("onnx", "onnx"),
-}
+# Every registered pass is a step kind; its formats are checked at plan time, before any work.
+_PASSES = list_passes()
+_STEP_CLASSES: dict[str, type[BaseModel]] = {kind: spec.config_cls for kind, spec in _PASSES.items()}
 
-Step = Annotated[Union[FinetuneConfig, ExportConfig, QuantizeConfig], Field(discriminator="kind")]  # noqa: UP007
+Step = Annotated[Union[tuple(_STEP_CLASSES.values())], Field(discriminator="kind")]  # noqa: UP007
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -231,13 +221,9 @@ class Recipe(BaseModel):
 
     def chain(self, variant: str) -> list[Step]:
         """Full step list of a variant: the baseline chain followed by the variant's own steps."""
-        return chain_of(self, variant)
-
-
-def chain_of(recipe: Recipe, variant: str) -> list[Step]:
-    if variant == "baseline":
-        return list(recipe.baseline)
-    return list(recipe.baseline) + list(recipe.variants[variant])
+        if variant == "baseline":
+            return list(self.baseline)
+        return list(self.baseline) + list(self.variants[variant])
 
 
 def _closest(word: str, options: typing.Iterable[str]) -> str:
@@ -276,7 +262,7 @@ def _check_order(name: str, chain: list[BaseModel], start_index: int) -> None:
     fmt = "torch"
     for i, step in enumerate(chain):
         kind = step.kind  # type: ignore[attr-defined]
-        wants, gives = STEP_FORMATS[kind]
+        wants, gives = _PASSES[kind].input_format, _PASSES[kind].output_format
         if wants != fmt:
             where = (
                 f"baseline[{i}]" if i + start_index < 0 or name == "baseline" else f"variants.{name}[{i + start_index}]"

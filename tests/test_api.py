@@ -125,3 +125,14 @@ def test_a_head_with_other_label_order_is_refused(
     recipe_dict["data"]["labels"] = ["fresh", "rotten"]
     with pytest.raises(PassError, match=r"do not match the model head's labels \['rotten', 'fresh'\]"):
         run_recipe(write_recipe(recipe_dict), output=tmp_path / "r", workspace=tmp_path / "ws")
+
+
+def test_force_rebuilds_every_step(first_run) -> None:  # type: ignore[no-untyped-def]
+    root, path, _ = first_run
+    forced = run_recipe(path, output=root / "forced", workspace=root / "ws", force=True)
+    assert [s["status"] for s in forced.report["steps"] if s["variant"] == "int8-static"] == [
+        "shared",
+        "shared",
+        "built",
+    ]
+    assert {s["status"] for s in forced.report["steps"]} == {"built", "shared"}
