@@ -10,14 +10,15 @@ from __future__ import annotations
 import functools
 import importlib.metadata as md
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
 from optkit.errors import OptkitError, PassError
-from optkit.passes.base import Artifact, PassContext
-from optkit.passes.registry import get_pass
+from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.passes.registry import PassSpec, get_pass
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe
 from optkit.sources.data import Splits, load_splits
@@ -75,55 +76,68 @@ def build_artifacts(
         return splits_memo[0]
 
     result = BuildResult(source=source, artifacts={})
-    built_this_run: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}  # key -> meta of steps done in this run (shared prefixes)
     chains = {"baseline": list(recipe.baseline)} | {n: recipe.chain(n) for n in recipe.variants}
     for name, chain in chains.items():
         artifact = source
         for index, step in enumerate(chain):
             spec = get_pass(step.kind)
-            parts: dict[str, Any] = {
-                "kind": step.kind,
-                "version": spec.version,
-                "config": step.model_dump(mode="json"),
-                "input": artifact.key,
-                "libraries": {k: v for k, v in library_versions().items() if k in _KEY_LIBRARIES},
-                "seed": recipe.seed,
-            }
-            if spec.uses_data:
-                parts["data"] = {"fingerprint": splits().fingerprint, "max_length": recipe.data.max_length}
+            parts = _key_inputs(recipe, step, spec, artifact, splits)
             key = cache_key(parts)
             label = f"{name}[{index}] {step.kind}"
-            if force and key not in built_this_run:
-                cache.invalidate(key)
             t0 = time.perf_counter()
-            status = "shared" if key in built_this_run else None
-            if status is None:
+            if key in seen:
+                meta, status = seen[key], "shared"
+            else:
+                if force:
+                    cache.invalidate(key)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
-            ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
-
-            def make(
-                out_dir: Path, step=step, spec=spec, ctx=ctx, artifact=artifact, label=label, parts=parts
-            ) -> dict[str, Any]:
-                ctx.out_dir = out_dir
-                try:
-                    spec.fn(artifact, step, ctx)
-                except OptkitError:
-                    raise
-                except Exception as e:
-                    raise PassError(f"{label} failed on input {artifact.key[:12]}: {type(e).__name__}: {e}") from e
-                return {"key_inputs": parts, "format": spec.output_format, "pass_meta": ctx.meta}
-
-            meta, built = cache.build(key, make)
-            seconds = time.perf_counter() - t0
-            if status is None:
+                ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
+                meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts))
                 status = "built" if built else "cached"
-                progress.log(f"  {label}: {status} in {seconds:.1f} s")
-            built_this_run.add(key)
-            result.steps.append(StepRecord(name, index, step.kind, key, status, seconds, meta.get("pass_meta", {})))
-            artifact = Artifact(cache.path(key), spec.output_format, key, meta.get("pass_meta", {}))
+                progress.log(f"  {label}: {status} in {time.perf_counter() - t0:.1f} s")
+                seen[key] = meta
+            pass_meta = meta.get("pass_meta", {})
+            result.steps.append(StepRecord(name, index, step.kind, key, status, time.perf_counter() - t0, pass_meta))
+            artifact = Artifact(cache.path(key), spec.output_format, key, pass_meta)
         result.artifacts[name] = artifact
     result.splits = splits()
     return result
+
+
+def _key_inputs(
+    recipe: Recipe, step: PassConfig, spec: PassSpec, artifact: Artifact, splits: Callable[[], Splits]
+) -> dict[str, Any]:
+    """Everything that determines a step's output; its hash is the cache key."""
+    parts: dict[str, Any] = {
+        "kind": step.kind,
+        "version": spec.version,
+        "config": step.model_dump(mode="json"),
+        "input": artifact.key,
+        "libraries": {k: v for k, v in library_versions().items() if k in _KEY_LIBRARIES},
+        "seed": recipe.seed,
+    }
+    if spec.uses_data:
+        parts["data"] = {"fingerprint": splits().fingerprint, "max_length": recipe.data.max_length}
+    return parts
+
+
+def _maker(
+    spec: PassSpec, step: PassConfig, artifact: Artifact, ctx: PassContext, parts: dict[str, Any]
+) -> Callable[[Path], dict[str, Any]]:
+    """The cache's build callback: run the pass into the temporary folder, return the entry's meta."""
+
+    def make(out_dir: Path) -> dict[str, Any]:
+        ctx.out_dir = out_dir
+        try:
+            spec.fn(artifact, step, ctx)
+        except OptkitError:
+            raise
+        except Exception as e:
+            raise PassError(f"{ctx.step} failed on input {artifact.key[:12]}: {type(e).__name__}: {e}") from e
+        return {"key_inputs": parts, "format": spec.output_format, "pass_meta": ctx.meta}
+
+    return make
 
 
 def _check_head(recipe: Recipe, source: Artifact) -> None:
