@@ -120,7 +120,7 @@ class _errors:
             click.echo("\ninterrupted: finished steps are cached; run the same command again to resume", err=True)
             sys.exit(130)
         if isinstance(exc, OptkitError) and not self.debug:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"{'' if exc.exit_code == 130 else 'error: '}{exc}", err=True)
             sys.exit(exc.exit_code)
         return False
 

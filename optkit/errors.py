@@ -9,11 +9,11 @@ __all__ = [
     "CacheError",
     "DataError",
     "EvaluationError",
-    "GateFailure",
     "ModelSourceError",
     "OptkitError",
     "PassError",
     "RecipeError",
+    "RunInterrupted",
 ]
 
 
@@ -47,7 +47,7 @@ class EvaluationError(OptkitError):
     """An artifact could not be evaluated."""
 
 
-class GateFailure(OptkitError):
-    """One or more report gates were violated; exit code 1 (like a failed test)."""
+class RunInterrupted(OptkitError):
+    """Ctrl-C during a step; what finished before it is cached. Exit code 130, as for SIGINT."""
 
-    exit_code = 1
+    exit_code = 130

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
-from optkit.errors import OptkitError, PassError
+from optkit.errors import OptkitError, PassError, RunInterrupted
 from optkit.passes.base import Artifact, PassConfig, PassContext
 from optkit.passes.registry import PassSpec, get_pass
 from optkit.progress import Progress, SilentProgress
@@ -93,7 +93,13 @@ def build_artifacts(
                     cache.invalidate(key)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
                 ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
-                meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts))
+                try:
+                    meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts))
+                except KeyboardInterrupt:
+                    raise RunInterrupted(
+                        f"interrupted during {label}; the {len(seen)} step(s) finished before it are cached "
+                        f"(nothing of {label} was kept). Run the same command again to resume"
+                    ) from None
                 status = "built" if built else "cached"
                 progress.log(f"  {label}: {status} in {time.perf_counter() - t0:.1f} s")
                 seen[key] = meta
