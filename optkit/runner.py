@@ -68,12 +68,7 @@ def build_artifacts(
     cache = ArtifactCache(workspace / "cache")
     source = resolve_model(recipe.model)
     _check_head(recipe, source)
-    splits_memo: list[Splits] = []
-
-    def splits() -> Splits:
-        if not splits_memo:
-            splits_memo.append(load_splits(recipe.data, recipe.seed))
-        return splits_memo[0]
+    splits: Callable[[], Splits] = functools.cache(lambda: load_splits(recipe.data, recipe.seed))
 
     result = BuildResult(source=source, artifacts={})
     seen: dict[str, dict[str, Any]] = {}  # key -> meta of steps done in this run (shared prefixes)

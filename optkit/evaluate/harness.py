@@ -7,7 +7,9 @@ figures taken in the same run on the same machine.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
@@ -92,10 +94,7 @@ def _predictions(
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if art.format == "onnx":
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(art.path)
-            logits = onnx_logits(create_session(art.onnx_file), tokenizer, texts, max_len, bs, advance)
+            logits = onnx_logits(create_session(art.onnx_file), _tokenizer(art.path), texts, max_len, bs, advance)
         else:
             model, tokenizer = _load_torch(art)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
@@ -181,12 +180,10 @@ def _row(
 
 def _shape_inputs(artifacts: dict[str, Artifact], splits: Splits, shape: Shape) -> dict[str, dict[str, Any]]:
     """Real eval texts padded/truncated to exactly ``seq`` tokens, ``batch`` rows, per tokenizer."""
-    from transformers import AutoTokenizer
-
     texts = [splits.eval.texts[i % len(splits.eval)] for i in range(shape.batch)]
     out = {}
     for name, art in artifacts.items():
-        tok = AutoTokenizer.from_pretrained(art.path)
+        tok = _tokenizer(art.path)
         out[name] = dict(tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
     return out
 
@@ -218,14 +215,22 @@ def _torch_runner(art: Artifact, threads: int) -> Callable[[dict[str, Any]], Cal
 
 
 def _load_torch(art: Artifact) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(art.path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(art.path)
+        tokenizer = _tokenizer(art.path)
     except (OSError, ValueError) as e:
         raise EvaluationError(f"could not load the torch model in {str(art.path)!r}: {e}") from None
     return model, tokenizer
+
+
+@functools.lru_cache(maxsize=32)
+def _tokenizer(path: Path) -> Any:
+    """Each artifact's tokenizer, loaded once per run: accuracy and every latency shape reuse it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def _size_on_disk(art: Artifact) -> int:

@@ -32,14 +32,14 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     """Fine-tune ``src`` on the recipe's train split; writes an HF folder to ``ctx.out_dir``."""
     from accelerate.utils import set_seed
 
-    from optkit.passes.training import train_classifier
+    from optkit.passes.training import planned_steps, train_classifier
 
     splits = ctx.splits()
     seed = ctx.recipe.seed if config.seed is None else config.seed
     set_seed(seed)  # before loading: the new classifier head is initialised randomly
     model, tokenizer = load_for_classification(src, splits.label_names, ctx)
     max_length = config.max_length or ctx.recipe.data.max_length
-    total = _planned_steps(len(splits.train), config)
+    total = planned_steps(len(splits.train), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
         result = train_classifier(
             model,
@@ -72,13 +72,6 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
         f"(mean loss of last 50 steps {result.mean_loss_last_50:.3f})"
     )
     return Artifact(ctx.out_dir, "torch", key="")
-
-
-def _planned_steps(rows: int, config: FinetuneConfig) -> int:
-    import math
-
-    steps = max(1, math.ceil(math.ceil(rows / config.batch_size) * config.epochs))
-    return min(steps, config.max_steps) if config.max_steps else steps
 
 
 def load_for_classification(src: Artifact, label_names: list[str], ctx: PassContext):  # type: ignore[no-untyped-def]

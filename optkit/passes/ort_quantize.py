@@ -106,9 +106,7 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
     prepped = ctx.out_dir / "preprocessed.onnx"
     # Symbolic shape inference fails on BERT graphs (DESIGN.md); ONNX shape inference + folding suffice.
     quant_pre_process(str(src.onnx_file), str(prepped), skip_symbolic_shape=True)
-    reader = _CalibrationReader(
-        prepped, tokenizer, texts, ctx.recipe.data.max_length, config.calibration_batch_size, ctx
-    )
+    reader = _CalibrationReader(prepped, tokenizer, texts, ctx.recipe.data.max_length, config.calibration_batch_size)
     with ctx.progress.task(f"{ctx.step}: calibrating ({config.calibration})", total=len(texts)) as advance:
         reader.advance = advance
         quantize_static(
@@ -132,7 +130,7 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
 class _CalibrationReader:
     """Feeds calibration batches (padded to their longest row) to the ORT calibrator."""
 
-    def __init__(self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int, ctx: Any):
+    def __init__(self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int):
         from optkit.evaluate.predict import create_session
 
         session = create_session(model_path)

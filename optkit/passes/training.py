@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TrainResult", "train_classifier"]
+__all__ = ["TrainResult", "planned_steps", "train_classifier"]
 
 
 @dataclass
@@ -23,6 +23,12 @@ class TrainResult:
     mean_loss_last_50: float
     seconds: float
     examples_seen: int
+
+
+def planned_steps(rows: int, batch_size: int, epochs: float, max_steps: int | None) -> int:
+    """Optimiser steps a run will take; the progress bar and the LR schedule both use it."""
+    steps = max(1, math.ceil(math.ceil(rows / batch_size) * epochs))
+    return min(steps, max_steps) if max_steps is not None else steps
 
 
 def train_classifier(
@@ -57,10 +63,7 @@ def train_classifier(
     set_seed(seed)
     accelerator = Accelerator()
     n = len(texts)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = max(1, math.ceil(steps_per_epoch * epochs))
-    if max_steps is not None:
-        total_steps = min(total_steps, max_steps)
+    total_steps = planned_steps(n, batch_size, epochs, max_steps)
 
     def collate(idx: list[int]) -> dict[str, Any]:
         enc = tokenizer(
