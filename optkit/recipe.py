@@ -101,7 +101,11 @@ class Shape(BaseModel):
 
 class LatencySpec(BaseModel):
     model_config = _STRICT
-    warmup: int = Field(10, ge=0, description="Untimed runs per variant and shape before timing.")
+    warmup: int | Literal["auto"] = Field(
+        10,
+        description="Untimed runs per variant and shape before timing, or 'auto': until the median of the "
+        "last 5 runs is within 5% of the 5 before (at most 200).",
+    )
     runs: int = Field(100, ge=5, description="Timed runs per variant and shape (interleaved across variants).")
     block: int = Field(
         10, ge=1, description="Timed runs per variant per round; each turn starts with one untimed settling run."
@@ -109,6 +113,19 @@ class LatencySpec(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="Intra-op threads for ONNX Runtime and PyTorch. Default: CPUs available."
     )
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop timing a shape once this many seconds have passed (at least 5 runs each); "
+        "'runs' is then an upper bound.",
+    )
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_not_negative(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"warmup must be 0 or more, or 'auto'; got {v}")
+        return v
 
 
 class EvaluateSpec(BaseModel):
@@ -121,7 +138,8 @@ class EvaluateSpec(BaseModel):
     shapes: list[Shape] = Field(
         default_factory=lambda: [Shape(batch=1, seq=128), Shape(batch=8, seq=128)],
         min_length=1,
-        description="Latency shapes (batch x sequence); the first one is used for speed gates.",
+        description="Latency shapes: a list of {batch, seq}, or a grid {batch: [...], seq: [...]} expanded to "
+        "every pair; the first one is used for speed gates.",
     )
     latency: LatencySpec = Field(default_factory=LatencySpec)
     batch_size: int = Field(32, ge=1, description="Batch size for the accuracy pass over the eval split.")
@@ -131,6 +149,16 @@ class EvaluateSpec(BaseModel):
         description="Variant that speed-ups are measured against. Default: the first variant whose "
         "last step is export (fp32 ONNX).",
     )
+
+    @field_validator("shapes", mode="before")
+    @classmethod
+    def _expand_grid(cls, v: Any) -> Any:
+        """``{batch: [1, 8], seq: [64, 128]}`` becomes the four shapes, batch-major."""
+        if isinstance(v, dict) and set(v) == {"batch", "seq"}:
+            batches = v["batch"] if isinstance(v["batch"], list) else [v["batch"]]
+            seqs = v["seq"] if isinstance(v["seq"], list) else [v["seq"]]
+            return [{"batch": b, "seq": s} for b in batches for s in seqs]
+        return v
 
 
 class GateSpec(BaseModel):
@@ -153,7 +181,12 @@ class GateSpec(BaseModel):
 
 class ReportSpec(BaseModel):
     model_config = _STRICT
-    formats: list[Literal["json", "md"]] = Field(default_factory=lambda: ["json", "md"], min_length=1)
+    formats: list[Literal["json", "md", "html", "junit"]] = Field(
+        default_factory=lambda: ["json", "md", "html"],
+        min_length=1,
+        description="Files to write: report.json, report.md, report.html (self-contained, charts inline), "
+        "gates.xml (JUnit XML, one test case per gate).",
+    )
     gates: dict[str, GateSpec] = Field(
         default_factory=dict, description="Gates per variant name; '*' applies to every variant."
     )

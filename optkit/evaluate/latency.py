@@ -4,50 +4,56 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LatencyStats", "summarize", "time_interleaved"]
+from optkit.evaluate.stats import summarize
 
-LatencyStats = dict[str, float]
+__all__ = ["LatencyStats", "summarize", "time_interleaved", "warm_up"]
+
+LatencyStats = dict[str, Any]
+
+# Warm-up "auto": stop once the median of the last window is within this share of the window before.
+_STABLE_WINDOW = 5
+_STABLE_TOLERANCE = 0.05
+_MAX_AUTO_WARMUP = 200
 
 
-def summarize(samples_ms: Sequence[float], batch: int) -> LatencyStats:
-    """p50/p90/p99 (nearest-rank, linear interpolation), mean, std, min, max and throughput."""
-    xs = sorted(samples_ms)
-    n = len(xs)
-    if n == 0:
-        raise ValueError("no latency samples")
+def warm_up(fn: Callable[[], Any], warmup: int | str, *, clock: Callable[[], float] = time.perf_counter) -> int:
+    """Untimed runs before timing: a fixed count, or ``"auto"`` until two windows' medians agree.
 
-    def pct(p: float) -> float:
-        pos = (n - 1) * p / 100
-        lo, hi = math.floor(pos), math.ceil(pos)
-        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-    mean = sum(xs) / n
-    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
-    return {
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "mean_ms": mean,
-        "std_ms": std,
-        "min_ms": xs[0],
-        "max_ms": xs[-1],
-        "cv": std / mean if mean else 0.0,
-        "runs": n,
-        "throughput_per_s": batch / (mean / 1000) if mean else 0.0,
-    }
+    Returns the number of warm-up runs made. Auto exists because the first runs of an ORT
+    session allocate its arena and (on GPU EPs) pick kernels; a fixed count is either wasted
+    time on a small model or too short on a large one.
+    """
+    if warmup != "auto":
+        for _ in range(int(warmup)):
+            fn()
+        return int(warmup)
+    times: list[float] = []
+    while len(times) < _MAX_AUTO_WARMUP:
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+        if len(times) >= 2 * _STABLE_WINDOW:
+            last = sorted(times[-_STABLE_WINDOW:])[_STABLE_WINDOW // 2]
+            prev = sorted(times[-2 * _STABLE_WINDOW : -_STABLE_WINDOW])[_STABLE_WINDOW // 2]
+            if prev > 0 and abs(last - prev) / prev <= _STABLE_TOLERANCE:
+                break
+    return len(times)
 
 
 def time_interleaved(
     runners: dict[str, Callable[[], Any]],
     *,
-    warmup: int,
+    warmup: int | str,
     runs: int,
     block: int = 10,
     on_round: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    time_budget_s: float | None = None,
+    min_runs: int = 5,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, list[float]]:
     """Time each callable ``runs`` times, interleaved in rounds, and return ms samples.
 
@@ -57,14 +63,23 @@ def time_interleaved(
     thread pool (ONNX Runtime and OpenMP workers spin for a while after each run) from
     stealing the cores of the next: timed one call at a time, the same fp32 model measured
     anywhere from 36 to 81 ms on 2 cores depending on its neighbours.
+
+    ``warmup`` is a count or ``"auto"`` (see ``warm_up``). With ``time_budget_s``, no new round
+    starts once the budget is spent and every variant has ``min_runs`` samples, so ``runs`` is
+    then an upper bound. ``record``, when given, receives the warm-up counts and whether the
+    budget cut the timing short.
     """
     names = list(runners)
-    for name in names:
-        for _ in range(warmup):
-            runners[name]()
+    warmups = {name: warm_up(runners[name], warmup, clock=clock) for name in names}
     samples: dict[str, list[float]] = {n: [] for n in names}
     rounds = math.ceil(runs / block)
+    started = clock()
+    budget_hit = False
     for r in range(rounds):
+        done = min(len(v) for v in samples.values())
+        if time_budget_s is not None and done >= min_runs and clock() - started > time_budget_s:
+            budget_hit = True
+            break
         shift = r % len(names)
         count = min(block, runs - r * block)
         for name in names[shift:] + names[:shift]:
@@ -76,4 +91,6 @@ def time_interleaved(
                 samples[name].append((clock() - t0) * 1000.0)
         if on_round:
             on_round(count)
+    if record is not None:
+        record.update(warmup_runs=warmups, budget_hit=budget_hit)
     return samples

@@ -7,32 +7,32 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import EvaluationError
+from optkit.evaluate.providers import PROVIDER_NAMES, ort_provider_name
 
 __all__ = ["PROVIDER_NAMES", "create_session", "onnx_logits", "ort_feed", "torch_logits"]
 
-PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-}
 
-
-def create_session(path: Path, provider: str = "cpu", threads: int | None = None) -> Any:
+def create_session(
+    path: Path, provider: str = "cpu", threads: int | None = None, *, profile_prefix: Path | None = None
+) -> Any:
     """An ORT session on one provider (CPU as the explicit fallback for non-CPU providers).
 
     Sequential execution and ``inter_op=1`` so ``threads`` is the whole story of parallelism.
-    A corrupt or truncated file becomes an ``EvaluationError`` naming the file.
+    A corrupt or truncated file becomes an ``EvaluationError`` naming the file. With
+    ``profile_prefix`` the session records a profile (used to see where each node ran).
     """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.inter_op_num_threads = 1
     if threads:
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    name = PROVIDER_NAMES.get(provider, provider)
+    name = ort_provider_name(provider)
     providers = [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
     if not Path(path).is_file():
         raise EvaluationError(f"ONNX file {str(path)!r} does not exist")
