@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_SCHEMA_VERSION", "RunOutcome", "run_recipe", "validate_recipe"]
 
-REPORT_SCHEMA_VERSION = 1
+# 2: latency CIs and samples, provider placement, graph census per variant, 'kind' (see report.schema.json)
+REPORT_SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -32,12 +33,15 @@ class RunOutcome:
 
 def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
     """Load and check a recipe, and resolve its model and data sources, without running any pass."""
+    from optkit.preflight import check_inputs
     from optkit.sources.data import load_splits
     from optkit.sources.model import resolve_model
 
     recipe = load_recipe(path)
-    resolve_model(recipe.model)
-    return recipe, load_splits(recipe.data, recipe.seed)
+    source = resolve_model(recipe.model)
+    splits = load_splits(recipe.data, recipe.seed)
+    check_inputs(recipe, source, splits)  # the same checks 'run' makes before its first step
+    return recipe, splits
 
 
 def run_recipe(
@@ -47,6 +51,7 @@ def run_recipe(
     workspace: str | Path = ".optkit",
     force: bool = False,
     progress: Progress | None = None,
+    strict_providers: bool = False,
 ) -> RunOutcome:
     """Build every variant, evaluate it, write the reports and check the gates.
 
@@ -70,11 +75,17 @@ def run_recipe(
     progress.log(f"[bold]optkit run[/] {path} -> {Path(output) / recipe.name}")
     build = build_artifacts(recipe, workspace, force=force, progress=progress)
     built_s = time.time() - started
-    evaluation = evaluate_build(recipe, build, ArtifactCache(workspace / "cache"), progress)
+    try:
+        evaluation = evaluate_build(
+            recipe, build, ArtifactCache(workspace / "cache"), progress, strict_providers=strict_providers
+        )
+    except KeyboardInterrupt:
+        raise _interrupted("evaluation", build, Path(output) / recipe.name) from None
     splits = build.splits
     assert splits is not None
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
+        "kind": "recipe",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "durations_s": {"build": round(built_s, 1), "total": round(time.time() - started, 1)},
@@ -114,13 +125,36 @@ def run_recipe(
     if "md" in recipe.report.formats:
         paths.append(out_dir / "report.md")
         write_atomic(paths[-1], render_markdown(report))
+    if "html" in recipe.report.formats:
+        from optkit.reports.html import render_html
+
+        paths.append(out_dir / "report.html")
+        write_atomic(paths[-1], render_html(report))
+    if "junit" in recipe.report.formats:
+        from optkit.reports.junit import gates_junit
+
+        paths.append(out_dir / "gates.xml")
+        write_atomic(paths[-1], gates_junit(report))
     return RunOutcome(report=report, paths=paths)
+
+
+def _interrupted(stage: str, build: Any, out_dir: Path) -> Exception:
+    """Ctrl-C after the build: say where it stopped, what is kept, and how to resume."""
+    from optkit.errors import RunInterrupted
+
+    previous = out_dir / "report.json"
+    kept = f"the previous report in {str(out_dir)!r} is unchanged" if previous.exists() else "no report was written"
+    return RunInterrupted(
+        f"interrupted during {stage}; all {len(build.steps)} step(s) are built and cached, {kept}. "
+        f"Run the same command again to resume: only the {stage} is repeated"
+    )
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
     """Plain-language explanations a deployment engineer would otherwise have to dig for."""
+    from optkit.evaluate.explain import slow_int8_hint
+
     notes = []
-    vnni = report["environment"]["cpu"]["int8_vnni"]
     for name, v in report["variants"].items():
         quant = [s for s in v["chain"] if s["kind"] == "quantize"]
         if not quant:
@@ -129,14 +163,25 @@ def _notes(report: dict[str, Any]) -> list[str]:
         for r in report["results"]:
             if r["variant"] != name or r["status"] != "measured" or r.get("speedup_vs_reference") is None:
                 continue
-            if r["speedup_vs_reference"] < 1.0:
-                why = (
-                    "this CPU has no VNNI, so int8 MatMul runs on AVX2 with extra widening steps"
-                    if not vnni
-                    else "QDQ pairs around float ops add conversions"
-                )
+            hint = slow_int8_hint(v["explain"], r["speedup_vs_reference"], r["provider"]) if "explain" in v else None
+            if hint:
                 notes.append(
-                    f"{name} ({mode} int8) is slower than {report['reference']} at b{r['batch']}×s{r['seq']} "
-                    f"({r['speedup_vs_reference']:.2f}×): {why}. Reported as measured."
+                    f"{name} ({mode} int8) vs {report['reference']} at {r['provider']} b{r['batch']}×s{r['seq']}: "
+                    f"{hint}. Reported as measured."
                 )
+        providers = {r["provider"] for r in report["results"] if r["variant"] == name and r["status"] == "measured"}
+        for provider in sorted(providers & {"cuda", "tensorrt", "CUDAExecutionProvider", "TensorrtExecutionProvider"}):
+            notes.append(
+                f"{name} on {provider}: quantised ONNX on GPU providers is often slower than fp32 (the CUDA EP runs "
+                f"QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so a "
+                f"dynamic-quantised model ({mode}) needs mode: static there."
+            )
+    for r in report["results"]:
+        lat = r.get("latency") or {}
+        if lat.get("noisy"):
+            notes.append(
+                f"{r['variant']} {r['provider']} b{r['batch']}×s{r['seq']}: noisy timing (robust CV "
+                f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
+                f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
+            )
     return notes

@@ -64,12 +64,21 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": cpu_flags(),
         "cpus_available": available_cpus(),
+        "cpu_affinity": _affinity(),
         "threads": threads,
         "memory_total_gb": round(_total_memory() / 2**30, 1),
         "libraries": library_versions(),
         "onnxruntime_providers": ort.get_available_providers(),
         "onnxruntime_device": ort.get_device(),
     }
+
+
+def _affinity() -> list[int] | None:
+    """CPU ids this process may run on: two runs on different cores of a busy host are not comparable."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return None
 
 
 def _total_memory() -> int:

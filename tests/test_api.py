@@ -31,7 +31,7 @@ def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type
     root, _, outcome = first_run
     report = json.loads((root / "reports" / "tiny" / "report.json").read_text())
     assert report == json.loads(json.dumps(outcome.report, default=str))
-    assert report["schema_version"] == 1 and report["reference"] == "fp32-onnx"
+    assert report["schema_version"] == 2 and report["reference"] == "fp32-onnx"
     assert set(report["variants"]) == {"baseline", "fp32-onnx", "int8-dynamic", "int8-static"}
     assert report["variants"]["baseline"]["accuracy"] >= 0.8
     assert report["variants"]["fp32-onnx"]["agreement_with_baseline"] == 1.0

@@ -13,11 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
-from optkit.envinfo import available_cpus
+from optkit.envinfo import available_cpus, cpu_flags
 from optkit.errors import EvaluationError
+from optkit.evaluate.explain import explain_onnx
 from optkit.evaluate.latency import summarize, time_interleaved
 from optkit.evaluate.memory import measure_peak_rss
-from optkit.evaluate.predict import PROVIDER_NAMES, create_session, onnx_logits, ort_feed, torch_logits
+from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch_logits
+from optkit.evaluate.providers import (
+    GPU_PROVIDERS,
+    io_binding_runner,
+    ort_provider_name,
+    placement_problem,
+    profile_placement,
+    provider_status,
+)
 from optkit.passes.base import Artifact
 from optkit.progress import Progress
 from optkit.recipe import Recipe, Shape
@@ -48,8 +57,16 @@ def classification_metrics(preds: list[int], labels: list[int], n_classes: int) 
     return {"accuracy": correct / len(labels) if labels else 0.0, "macro_f1": sum(f1s) / n_classes}
 
 
-def evaluate_build(recipe: Recipe, build: BuildResult, cache: ArtifactCache, progress: Progress) -> dict[str, Any]:
-    """Measure every artifact of ``build``; returns the ``variants`` and ``results`` parts of the report."""
+def evaluate_build(
+    recipe: Recipe, build: BuildResult, cache: ArtifactCache, progress: Progress, *, strict_providers: bool = False
+) -> dict[str, Any]:
+    """Measure every artifact of ``build``; returns the ``variants`` and ``results`` parts of the report.
+
+    With ``strict_providers`` a provider missing from this onnxruntime build, or a session whose
+    nodes mostly fell back to the CPU, raises instead of becoming a 'not measured' row.
+    """
+    for provider in recipe.evaluate.providers:  # fail before minutes of accuracy passes, not after
+        provider_status(provider, strict=strict_providers)
     splits = build.splits
     assert splits is not None  # build_artifacts always loads them
     names = list(build.artifacts)
@@ -72,13 +89,17 @@ def evaluate_build(recipe: Recipe, build: BuildResult, cache: ArtifactCache, pro
             **m,
             "agreement_with_baseline": agree,
         }
+    cpu = cpu_flags()
+    for n in names:
+        if build.artifacts[n].format == "onnx":
+            variants[n]["explain"] = explain_onnx(build.artifacts[n].onnx_file, cpu, threads)
     for n in names:
         variants[n]["accuracy_delta"] = variants[n]["accuracy"] - variants["baseline"]["accuracy"]
         variants[n]["size_ratio"] = variants[n]["size_bytes"] / variants[ref]["size_bytes"]
 
     results: list[dict[str, Any]] = []
     for provider in recipe.evaluate.providers:
-        results += _measure_provider(recipe, build, provider, threads, splits, ref, progress)
+        results += _measure_provider(recipe, build, provider, threads, splits, ref, progress, strict_providers)
     return {"variants": variants, "results": results, "reference": ref, "threads": threads}
 
 
@@ -109,72 +130,123 @@ def _predictions(
 
 
 def _measure_provider(
-    recipe: Recipe, build: BuildResult, provider: str, threads: int, splits: Splits, ref: str, progress: Progress
+    recipe: Recipe,
+    build: BuildResult,
+    provider: str,
+    threads: int,
+    splits: Splits,
+    ref: str,
+    progress: Progress,
+    strict: bool = False,
 ) -> list[dict[str, Any]]:
-    import onnxruntime as ort
-
-    ort_name = PROVIDER_NAMES.get(provider, provider)
-    rows: list[dict[str, Any]] = []
+    """Rows for one provider; unavailable or mostly-fallen-back sessions become 'not measured: why'."""
+    ort_name = ort_provider_name(provider)
     shapes = recipe.evaluate.shapes
-    if ort_name not in ort.get_available_providers():
-        reason = (
-            f"{ort_name} not available in this onnxruntime build ({ort.get_device()}, onnxruntime {ort.__version__})"
-        )
+    reason = provider_status(provider, strict=strict)
+    if reason is not None:
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
         return [_row(n, provider, s, reason=reason) for n in build.artifacts for s in shapes]
 
+    first_inputs = _shape_inputs(build.artifacts, splits, shapes[0])
     loaded: dict[str, Callable[[dict[str, Any]], Callable[[], Any]]] = {}
     skipped: dict[str, str] = {}
+    placements: dict[str, dict[str, Any]] = {}
     for name, art in build.artifacts.items():
         if art.format == "torch":
-            if provider != "cpu":
+            if ort_name != "CPUExecutionProvider":
                 skipped[name] = "PyTorch variants are timed on the CPU only"
                 continue
             loaded[name] = _torch_runner(art, threads)
-        else:
-            session = create_session(art.onnx_file, provider, threads)
-            active = session.get_providers()[0]
-            if active != ort_name:
-                skipped[name] = f"session fell back to {active}"
-                continue
-            loaded[name] = _onnx_runner(session)
+            continue
+        session = create_session(art.onnx_file, provider, threads)
+        placements[name] = _placement(art, provider, threads, session, first_inputs[name])
+        problem = placement_problem(provider, placements[name])
+        if problem is not None:
+            if strict:
+                raise EvaluationError(f"variant {name!r} on {provider}: {problem}")
+            progress.log(f"[yellow]{name} on {provider}[/]: not measured: {problem}")
+            skipped[name] = problem
+            continue
+        loaded[name] = _onnx_runner(session, _device(ort_name))
 
     lat = recipe.evaluate.latency
+    rows: list[dict[str, Any]] = []
     for shape in shapes:
         inputs = _shape_inputs(build.artifacts, splits, shape)
         runners = {n: make(inputs[n]) for n, make in loaded.items()}
+        timing: dict[str, Any] = {}
         with progress.task(
             f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} variants interleaved)", total=lat.runs
         ) as advance:
             samples = time_interleaved(
-                runners, warmup=lat.warmup, runs=lat.runs, block=lat.block, on_round=lambda n: advance(n)
+                runners,
+                warmup=lat.warmup,
+                runs=lat.runs,
+                block=lat.block,
+                on_round=lambda n: advance(n),
+                time_budget_s=lat.time_budget_s,
+                record=timing,
             )
         stats = {n: summarize(s, shape.batch) for n, s in samples.items()}
         ref_p50 = stats[ref]["p50_ms"] if ref in stats else None
         for name in build.artifacts:
             if name in skipped:
-                rows.append(_row(name, provider, shape, reason=skipped[name]))
+                rows.append(_row(name, provider, shape, reason=skipped[name], placement=placements.get(name)))
                 continue
-            row = _row(name, provider, shape, latency=stats[name], threads=threads)
+            row = _row(name, provider, shape, latency=stats[name], threads=threads, placement=placements.get(name))
+            row["samples_ms"] = [round(x, 4) for x in samples[name]]
+            row["warmup_runs"] = timing["warmup_runs"][name]
+            row["io_binding"] = _device(ort_name) != "cpu" and build.artifacts[name].format == "onnx"
             row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
-            if recipe.evaluate.memory and provider == "cpu":
+            if recipe.evaluate.memory:
                 art = build.artifacts[name]
                 with progress.task(f"peak RSS of {name} b{shape.batch}×s{shape.seq} (own process)", total=1) as adv:
-                    mem = measure_peak_rss(art.path, art.format, shape.batch, shape.seq, threads=threads)
+                    mem = measure_peak_rss(
+                        art.path, art.format, shape.batch, shape.seq, threads=threads, provider=ort_name
+                    )
                     adv(1)
                 row["memory"] = mem
             rows.append(row)
     return rows
 
 
+def _placement(art: Artifact, provider: str, threads: int, session: Any, enc: dict[str, Any]) -> dict[str, Any]:
+    """Which provider ran each node, from one profiled run of a second session on the same file."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="optkit-profile-") as tmp:
+        placement = profile_placement(
+            lambda prefix: create_session(art.onnx_file, provider, threads, profile_prefix=prefix),
+            ort_feed(session, enc),
+            ort_provider_name(provider),
+            Path(tmp),
+        )
+    placement["session_providers"] = list(session.get_providers())
+    return placement
+
+
+def _device(ort_name: str) -> str:
+    """Where I/O binding keeps inputs and outputs: on the GPU for GPU providers, else host memory."""
+    return "cuda" if ort_name in GPU_PROVIDERS else "cpu"
+
+
 def _row(
-    name: str, provider: str, shape: Shape, *, reason: str | None = None, latency: Any = None, threads: int = 0
+    name: str,
+    provider: str,
+    shape: Shape,
+    *,
+    reason: str | None = None,
+    latency: Any = None,
+    threads: int = 0,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"variant": name, "provider": provider, "batch": shape.batch, "seq": shape.seq}
     if reason is not None:
         row["status"] = f"not measured: {reason}"
     else:
         row.update(status="measured", latency=latency, threads=threads)
+    if placement is not None:
+        row["placement"] = placement
     return row
 
 
@@ -188,9 +260,13 @@ def _shape_inputs(artifacts: dict[str, Artifact], splits: Splits, shape: Shape) 
     return out
 
 
-def _onnx_runner(session: Any) -> Callable[[dict[str, Any]], Callable[[], Any]]:
+def _onnx_runner(session: Any, device: str = "cpu") -> Callable[[dict[str, Any]], Callable[[], Any]]:
+    """Plain ``session.run`` on the CPU; I/O binding with device-resident inputs on a GPU provider."""
+
     def make(enc: dict[str, Any]) -> Callable[[], Any]:
         feed = ort_feed(session, enc)
+        if device != "cpu":
+            return io_binding_runner(session, feed, device)
         return lambda: session.run(None, feed)
 
     return make

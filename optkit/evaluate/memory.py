@@ -23,9 +23,21 @@ _MB = 1024 * 1024
 
 
 def measure_peak_rss(
-    path: Path, fmt: str, batch: int, seq: int, *, runs: int = 10, threads: int | None = None, timeout: float = 600
+    path: Path,
+    fmt: str,
+    batch: int,
+    seq: int,
+    *,
+    runs: int = 10,
+    threads: int | None = None,
+    timeout: float = 600,
+    provider: str = "CPUExecutionProvider",
 ) -> dict[str, Any]:
-    """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why')."""
+    """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why').
+
+    On a GPU provider the probe also reports the GPU memory its process holds after the runs
+    (``gpu_peak_mb``, from pynvml or nvidia-smi), or why it could not.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -43,6 +55,8 @@ def measure_peak_rss(
     ]
     if threads:
         cmd += ["--threads", str(threads)]
+    if fmt == "onnx":
+        cmd += ["--provider", provider]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -93,7 +107,8 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
         opts.inter_op_num_threads = 1
         if args.threads:
             opts.intra_op_num_threads = args.threads
-        session = ort.InferenceSession(str(Path(args.path) / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        providers = list(dict.fromkeys([args.provider, "CPUExecutionProvider"]))
+        session = ort.InferenceSession(str(Path(args.path) / "model.onnx"), opts, providers=providers)
         load_s = time.perf_counter() - t0
         names = {i.name for i in session.get_inputs()}
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -114,7 +129,14 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.runs):
                 model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
     peak = _peak_rss_bytes()
+    gpu: dict[str, Any] = {}
+    if args.format == "onnx" and args.provider != "CPUExecutionProvider":
+        from optkit.evaluate.providers import gpu_memory_used_mb
+
+        used = gpu_memory_used_mb()
+        gpu = {"gpu_peak_mb": used} if used is not None else {"gpu_peak_mb": None, "gpu_note": "no pynvml/nvidia-smi"}
     return {
+        **gpu,
         "rss_before_load_mb": before / _MB,
         "peak_rss_mb": peak / _MB,
         "model_rss_mb": (peak - before) / _MB,
@@ -131,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--provider", default="CPUExecutionProvider")
     args = parser.parse_args(argv)
     print(json.dumps(_probe(args)))
     return 0

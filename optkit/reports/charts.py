@@ -1,0 +1,143 @@
+"""Charts for report.html, drawn with matplotlib into inline SVG (text as paths: no fonts, no network).
+
+Each function takes the report dict and returns an ``<svg>`` string, or ``None`` when there is
+nothing measured to draw, so the HTML can say so instead of showing an empty frame.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from optkit.reports.pareto import pareto_front
+
+__all__ = ["accuracy_latency_svg", "latency_distribution_svg", "measured_rows", "size_memory_svg"]
+
+_FRONT = "#d62728"
+_OTHER = "#1f77b4"
+
+
+def measured_rows(report: dict[str, Any], provider: str, batch: int, seq: int) -> dict[str, dict[str, Any]]:
+    """Measured result rows of one provider and shape, by variant name."""
+    return {
+        r["variant"]: r
+        for r in report["results"]
+        if r["provider"] == provider and r["batch"] == batch and r["seq"] == seq and r["status"] == "measured"
+    }
+
+
+def _shapes(report: dict[str, Any]) -> list[tuple[int, int]]:
+    return list(dict.fromkeys((r["batch"], r["seq"]) for r in report["results"]))
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
+    """Accuracy vs p50 latency, one panel per shape; the Pareto front is drawn as a line and its points in red."""
+    shapes = [s for s in _shapes(report) if measured_rows(report, provider, *s)]
+    if not shapes:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(shapes), figsize=(5.2 * len(shapes), 4.0), squeeze=False)
+    variants = report["variants"]
+    for ax, (b, s) in zip(axes[0], shapes, strict=True):
+        rows = measured_rows(report, provider, b, s)
+        points = {n: (r["latency"]["p50_ms"], variants[n]["accuracy"]) for n, r in rows.items() if n in variants}
+        front = pareto_front(points)
+        ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color=_FRONT, lw=1.2, zorder=1)
+        for n, (lat, acc) in points.items():
+            on = n in front
+            lo, hi = rows[n]["latency"].get("p50_ci95_ms", [lat, lat])
+            ax.errorbar(lat, acc, xerr=[[lat - lo], [hi - lat]], fmt="none", ecolor="#888", lw=1, zorder=2)
+            ax.scatter(
+                lat, acc, s=90 if on else 50, color=_FRONT if on else _OTHER, marker="*" if on else "o", zorder=3
+            )
+            ax.annotate(
+                n + (" (front)" if on else ""), (lat, acc), textcoords="offset points", xytext=(6, 6), fontsize=9
+            )
+        ax.set_xlabel(f"p50 latency, ms (b{b}×s{s}, {provider}); bar: 95% CI")
+        ax.set_ylabel("accuracy (eval split)")
+        ax.set_title(f"accuracy vs latency, b{b}×s{s}")
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.25, y=0.25)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def size_memory_svg(report: dict[str, Any], provider: str) -> str | None:
+    """Size on disk and peak RSS per variant; RSS split into the process before loading and the model's share."""
+    names = list(report["variants"])
+    first = _shapes(report)[0] if report["results"] else None
+    rows = measured_rows(report, provider, *first) if first else {}
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.55 * len(names) + 1.6))
+    sizes = [report["variants"][n]["size_bytes"] / 1e6 for n in names]
+    ax1.barh(names, sizes, color=_OTHER)
+    for i, v in enumerate(sizes):
+        ax1.text(v, i, f" {v:.1f}", va="center", fontsize=9)
+    ax1.set_xlabel("size on disk, MB (weights)")
+    ax1.invert_yaxis()
+    ax1.margins(x=0.2)
+    before = [(rows.get(n, {}).get("memory") or {}).get("rss_before_load_mb", 0.0) for n in names]
+    model = [(rows.get(n, {}).get("memory") or {}).get("model_rss_mb", 0.0) for n in names]
+    ax2.barh(names, before, color="#bbbbbb", label="process before loading")
+    ax2.barh(names, model, left=before, color="#ff7f0e", label="model load + runs")
+    for i, (a, m) in enumerate(zip(before, model, strict=True)):
+        ax2.text(a + m, i, f" {a + m:.0f}" if a + m else " not measured", va="center", fontsize=9)
+    ax2.set_xlabel(f"peak RSS, MB ({provider}" + (f", b{first[0]}×s{first[1]})" if first else ")"))
+    ax2.invert_yaxis()
+    ax2.margins(x=0.2)
+    ax2.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def latency_distribution_svg(report: dict[str, Any], provider: str) -> str | None:
+    """Box plots of every timed run per variant, one panel per shape, with the p50 and its 95% CI marked."""
+    shapes = [s for s in _shapes(report) if measured_rows(report, provider, *s)]
+    if not shapes:
+        return None
+    plt = _pyplot()
+    n_var = max(len(measured_rows(report, provider, *s)) for s in shapes)
+    fig, axes = plt.subplots(len(shapes), 1, figsize=(10, (0.5 * n_var + 1.3) * len(shapes)), squeeze=False)
+    for ax, (b, s) in zip(axes[:, 0], shapes, strict=True):
+        rows = measured_rows(report, provider, b, s)
+        names = [n for n in rows if rows[n].get("samples_ms")]
+        if not names:
+            ax.set_axis_off()
+            continue
+        ax.boxplot(
+            [rows[n]["samples_ms"] for n in names],
+            orientation="horizontal",
+            tick_labels=names,
+            showfliers=True,
+            flierprops={"markersize": 3, "alpha": 0.5},
+            medianprops={"color": _FRONT},
+        )
+        for i, n in enumerate(names, start=1):
+            lo, hi = rows[n]["latency"]["p50_ci95_ms"]
+            ax.plot([lo, hi], [i + 0.32, i + 0.32], color="black", lw=2)
+            ax.text(hi, i + 0.32, f" p50 {rows[n]['latency']['p50_ms']:.2f} ms", va="center", fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"latency per run, ms (b{b}×s{s}, {provider}); black bar: 95% CI of the median")
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
