@@ -63,7 +63,7 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
         points = {n: (r["latency"]["p50_ms"], variants[n]["accuracy"]) for n, r in rows.items() if n in variants}
         front = pareto_front(points)
         ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color=_FRONT, lw=1.2, zorder=1)
-        for n, (lat, acc) in points.items():
+        for k, (n, (lat, acc)) in enumerate(sorted(points.items(), key=lambda kv: kv[1])):
             on = n in front
             lo, hi = rows[n]["latency"].get("p50_ci95_ms", [lat, lat])
             ax.errorbar(lat, acc, xerr=[[lat - lo], [hi - lat]], fmt="none", ecolor="#888", lw=1, zorder=2)
@@ -71,7 +71,11 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
                 lat, acc, s=90 if on else 50, color=_FRONT if on else _OTHER, marker="*" if on else "o", zorder=3
             )
             ax.annotate(
-                n + (" (front)" if on else ""), (lat, acc), textcoords="offset points", xytext=(6, 6), fontsize=9
+                n + (" (front)" if on else ""),
+                (lat, acc),
+                textcoords="offset points",
+                xytext=(6, 6 + 11 * (k % 3)),
+                fontsize=9,
             )
         ax.set_xlabel(f"p50 latency, ms (b{b}×s{s}, {provider}); bar: 95% CI")
         ax.set_ylabel("accuracy (eval split)")
