@@ -3,7 +3,10 @@
 An entry is built in a temporary folder beside its final place and renamed into place only
 when complete, with a manifest of file sizes and hashes. An entry whose manifest does not
 match its files (a crash mid-copy, a disk error, a hand edit) is moved aside and rebuilt,
-never trusted. A lock file per key keeps two processes from building the same entry at once.
+never trusted. A lock file per key keeps two processes from building the same entry at once;
+the second one says what it is waiting for, then finds the entry built and reuses it. Temporary
+folders and files left by a killed process (SIGKILL skips every cleanup) are swept once their
+process is gone.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import CacheError
+from optkit.redact import redact
 
-__all__ = ["ArtifactCache", "cache_key", "file_sha256", "write_atomic"]
+__all__ = ["ArtifactCache", "cache_key", "file_sha256", "sweep_stale_temps", "write_atomic", "write_files_atomic"]
 
 META = "meta.json"
 
@@ -43,17 +47,84 @@ def file_sha256(path: Path) -> str:
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    mode = "wb" if isinstance(data, bytes) else "w"
+    write_files_atomic({path: data})
+
+
+def write_files_atomic(files: dict[Path, str | bytes], before_replace: Callable[[], None] | None = None) -> None:
+    """Stage every file as a fsynced temp file beside its target, then rename them all.
+
+    A report is several files (json, md, ...); staging all of them first means a crash or a
+    signal while writing leaves the previous set whole, and the renames that follow take
+    microseconds. ``before_replace`` runs between staging and renaming (the test hook).
+    """
+    staged: list[tuple[Path, Path]] = []
     try:
-        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temps(path.parent)
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            staged.append((tmp, path))
+            mode = "wb" if isinstance(data, bytes) else "w"
+            with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
+        for tmp, path in staged:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Delete ``.tmp-*``, ``.*.tmp-*`` and ``.trash-*`` leftovers whose writing process no longer runs.
+
+    Names carry the writer's pid (``.tmp-<key>-<pid>-<rand>``, ``.<file>.tmp-<pid>-<rand>``); a
+    leftover of a live process (a concurrent run) is left alone. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        pid = _writer_pid(p.name)
+        if pid is None or _alive(pid):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _writer_pid(name: str) -> int | None:
+    if name.startswith(".trash-"):
+        return 0  # moved aside for deletion: never in use
+    if not name.startswith("."):
+        return None
+    _, sep, rest = name.partition(".tmp-")
+    if not sep:
+        return None
+    parts = rest.split("-")
+    # ".tmp-<key16>-<pid>-<rand>" (cache entry) or ".<file>.tmp-<pid>-<rand>" (file)
+    candidate = parts[1] if name.startswith(".tmp-") and len(parts) == 3 else parts[0]
+    return int(candidate) if candidate.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 class ArtifactCache:
@@ -65,6 +136,7 @@ class ArtifactCache:
             raise CacheError(
                 f"cannot create the cache folder {str(root)!r}: {e.strerror}; choose another workspace"
             ) from None
+        sweep_stale_temps(root)
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -87,16 +159,25 @@ class ArtifactCache:
             return None
         return meta
 
-    def build(self, key: str, make: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        """Build the entry with ``make(tmp_dir) -> meta`` unless it exists; returns (meta, built_now)."""
-        with self._lock(key):
+    def build(
+        self,
+        key: str,
+        make: Callable[[Path], dict[str, Any]],
+        on_wait: Callable[[str], None] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Build the entry with ``make(tmp_dir) -> meta`` unless it exists; returns (meta, built_now).
+
+        If another process holds the entry's lock, ``on_wait(holder)`` is called once (holder:
+        "pid N" or "another process") before blocking until it is released.
+        """
+        with self._lock(key, on_wait):
             meta = self.lookup(key)
             if meta is not None:
                 return meta, False
             tmp = self.root / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
             try:
-                meta = dict(make(tmp))
+                meta = redact(dict(make(tmp)))
                 meta["manifest"] = {
                     f.name: [f.stat().st_size, file_sha256(f)]
                     for f in sorted(tmp.iterdir())
@@ -133,12 +214,24 @@ class ArtifactCache:
             shutil.rmtree(trash, ignore_errors=True)
 
     @contextlib.contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
+    def _lock(self, key: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        # flock, not a lock file's existence: the kernel releases it when the holder dies, even by SIGKILL.
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(exist_ok=True)
-        with open(lock_dir / f"{key[:32]}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with open(lock_dir / f"{key[:32]}.lock", "a+") as fh:
             try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    fh.seek(0)
+                    holder = fh.read().strip()
+                    on_wait(f"pid {holder}" if holder.isdigit() else "another process")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(str(os.getpid()))
+                fh.flush()
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)

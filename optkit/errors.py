@@ -13,6 +13,7 @@ __all__ = [
     "OptkitError",
     "PassError",
     "RecipeError",
+    "ResourceError",
     "RunInterrupted",
 ]
 
@@ -45,6 +46,10 @@ class CacheError(OptkitError):
 
 class EvaluationError(OptkitError):
     """An artifact could not be evaluated."""
+
+
+class ResourceError(OptkitError):
+    """The machine cannot hold what the recipe asks for (memory, disk); refused before the work starts."""
 
 
 class RunInterrupted(OptkitError):

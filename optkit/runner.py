@@ -17,12 +17,15 @@ from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
 from optkit.errors import OptkitError, PassError, RunInterrupted
+from optkit.faults import pause_point
+from optkit.guards import check_disk, weights_bytes
 from optkit.passes.base import Artifact, PassConfig, PassContext
 from optkit.passes.registry import PassSpec, get_pass
+from optkit.preflight import check_inputs
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe
 from optkit.sources.data import Splits, load_splits
-from optkit.sources.model import read_model_config, resolve_model
+from optkit.sources.model import resolve_model
 
 __all__ = ["BuildResult", "StepRecord", "build_artifacts", "library_versions"]
 
@@ -67,8 +70,8 @@ def build_artifacts(
     progress = progress or SilentProgress()
     cache = ArtifactCache(workspace / "cache")
     source = resolve_model(recipe.model)
-    _check_head(recipe, source)
     splits: Callable[[], Splits] = functools.cache(lambda: load_splits(recipe.data, recipe.seed))
+    check_inputs(recipe, source, splits())  # head, labels, calibration size, memory: before any work
 
     result = BuildResult(source=source, artifacts={})
     seen: dict[str, dict[str, Any]] = {}  # key -> meta of steps done in this run (shared prefixes)
@@ -88,8 +91,9 @@ def build_artifacts(
                     cache.invalidate(key)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
                 ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
+                check_disk(cache.root, 2 * weights_bytes(artifact.path), f"{label} (cache entry {key[:12]})")
                 try:
-                    meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts))
+                    meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts), _waiting(progress, label))
                 except KeyboardInterrupt:
                     raise RunInterrupted(
                         f"interrupted during {label}; the {len(seen)} step(s) finished before it are cached "
@@ -136,33 +140,16 @@ def _maker(
             raise
         except Exception as e:
             raise PassError(f"{ctx.step} failed on input {artifact.key[:12]}: {type(e).__name__}: {e}") from e
+        pause_point(step.kind)  # test hook: files written, entry not yet committed
         return {"key_inputs": parts, "format": spec.output_format, "pass_meta": ctx.meta}
 
     return make
 
 
-def _check_head(recipe: Recipe, source: Artifact) -> None:
-    """Without a fine-tune in the baseline, the source must already carry a matching classifier head."""
-    if any(s.kind == "finetune" for s in recipe.baseline):
-        return
-    config = read_model_config(source.path)
-    archs = config.get("architectures") or []
-    if not any(a.endswith("ForSequenceClassification") for a in archs):
-        raise PassError(
-            f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
-            f"and the baseline has no finetune step; add '- finetune: {{}}' to the baseline"
-        )
-    id2label = config.get("id2label") or {}
-    names = [str(id2label[k]) for k in sorted(id2label, key=int)]
-    wanted = recipe.data.labels
-    if wanted and names and not all(n == f"LABEL_{i}" for i, n in enumerate(names)) and names != list(wanted):
-        raise PassError(
-            f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
-            f"reorder data.labels to {names}, or fine-tune the head (add '- finetune: {{}}' to the baseline)"
-        )
-    n = len(id2label) or config.get("num_labels")
-    if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
-        raise PassError(
-            f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
-            f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
-        )
+def _waiting(progress: Progress, label: str) -> Callable[[str], None]:
+    """The message shown while another process builds the same entry (two runs on one workspace)."""
+
+    def say(holder: str) -> None:
+        progress.log(f"  {label}: waiting for {holder}, which is building the same cache entry …")
+
+    return say

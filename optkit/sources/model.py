@@ -13,6 +13,7 @@ from optkit.errors import ModelSourceError
 from optkit.passes.base import Artifact
 from optkit.recipe import ModelSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
+from optkit.sources.safety import check_contained, check_weights
 
 __all__ = ["fingerprint_dir", "read_model_config", "resolve_model"]
 
@@ -22,6 +23,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 def resolve_model(spec: ModelSpec) -> Artifact:
     """Turn the recipe's model source into a local folder artifact keyed by its content."""
     source = spec.source
+    hub = False
     if source.startswith(PACKAGE_PREFIX):
         path = resolve_package_path(source, ModelSourceError)
     else:
@@ -34,7 +36,7 @@ def resolve_model(spec: ModelSpec) -> Artifact:
                 )
             path = local.resolve()
         else:
-            path = _download_from_hub(source, spec.revision)
+            path, hub = _download_from_hub(source, spec.revision), True
     if not path.is_dir():
         raise ModelSourceError(f"model.source {source!r} resolves to {str(path)!r}, which is not a folder")
     if not (path / "config.json").is_file():
@@ -44,7 +46,10 @@ def resolve_model(spec: ModelSpec) -> Artifact:
         )
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
         raise ModelSourceError(f"model.source {source!r}: no weights (*.safetensors or *.bin) in {str(path)!r}")
-    return Artifact(path=path, format="torch", key=fingerprint_dir(path), meta={"source": source})
+    # A hub snapshot's files are links into the repo's blobs/ folder, two levels up; that is its root.
+    check_contained(path, path.parents[1] if hub else path, source)
+    weights = check_weights(path, source)
+    return Artifact(path=path, format="torch", key=fingerprint_dir(path), meta={"source": source, "weights": weights})
 
 
 def read_model_config(path: Path) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""Checks that need the model and the data, run by ``validate`` and before ``run`` builds anything.
+
+The recipe schema catches what one file can show; these catch what only the model and the data
+can: a head that does not fit, a label count that does not match, a calibration slice larger than
+the split, and work the machine's memory cannot hold. All of them fail before the first step, so
+a bad recipe costs seconds, not a fine-tune.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optkit.errors import DataError, PassError, RecipeError
+from optkit.guards import (
+    ModelDims,
+    calibration_bytes,
+    check_memory,
+    forward_bytes,
+    training_bytes,
+    weights_bytes,
+)
+from optkit.passes.base import Artifact
+from optkit.sources.model import read_model_config
+
+if TYPE_CHECKING:
+    from optkit.recipe import Recipe
+    from optkit.sources.data import Splits
+
+__all__ = ["check_head", "check_inputs", "memory_demands"]
+
+
+def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_memory: int | None = None) -> None:
+    """Every model-and-data check; raises the first problem found as an ``OptkitError``."""
+    config = read_model_config(source.path)
+    check_head(recipe, config)
+    if recipe.model.num_labels is not None and recipe.model.num_labels != len(splits.label_names):
+        raise DataError(
+            f"model.num_labels is {recipe.model.num_labels} but data.labels gives {len(splits.label_names)} "
+            f"classes {splits.label_names}; make them equal"
+        )
+    _check_calibration_samples(recipe, splits)
+    check_memory(memory_demands(recipe, config, splits, weights_bytes(source.path)), available_memory)
+
+
+def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
+    """Without a fine-tune in the baseline, the source must already carry a matching classifier head."""
+    if any(s.kind == "finetune" for s in recipe.baseline):
+        return
+    archs = config.get("architectures") or []
+    if not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise PassError(
+            f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
+            f"and the baseline has no finetune step; add '- finetune: {{}}' to the baseline"
+        )
+    id2label = config.get("id2label") or {}
+    names = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    wanted = recipe.data.labels
+    if wanted and names and not all(n == f"LABEL_{i}" for i, n in enumerate(names)) and names != list(wanted):
+        raise PassError(
+            f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
+            f"reorder data.labels to {names}, or fine-tune the head (add '- finetune: {{}}' to the baseline)"
+        )
+    n = len(id2label) or config.get("num_labels")
+    if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
+        raise PassError(
+            f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
+            f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
+        )
+
+
+def _check_calibration_samples(recipe: Recipe, splits: Splits) -> None:
+    for where, step in _steps(recipe):
+        asked = getattr(step, "calibration_samples", None)
+        if step.kind == "quantize" and asked is not None and asked > len(splits.calibration):
+            raise RecipeError(
+                f"{where}.calibration_samples: {asked} rows asked, but the calibration split has "
+                f"{len(splits.calibration)} (data.splits.calibration); lower it or raise data.splits.calibration"
+            )
+
+
+def memory_demands(recipe: Recipe, config: dict[str, Any], splits: Splits, weights: int) -> list[tuple[str, str, int]]:
+    """(field, what, bytes) for every memory-heavy thing the recipe asks for."""
+    dims = ModelDims.from_config(config)
+    max_length = recipe.data.max_length
+    demands = []
+    for where, step in _steps(recipe):
+        if step.kind == "finetune":
+            seq = getattr(step, "max_length", None) or max_length
+            need = training_bytes(dims, step.batch_size, seq, weights)  # type: ignore[attr-defined]
+            demands.append((f"{where}.batch_size", f"training at batch {step.batch_size} x {seq} tokens", need))  # type: ignore[attr-defined]
+        if step.kind == "quantize" and getattr(step, "mode", None) == "static":
+            texts = splits.calibration.texts[: step.calibration_samples or len(splits.calibration)]  # type: ignore[attr-defined]
+            need = 2 * weights + calibration_bytes(dims, texts, max_length, step.calibration_batch_size)  # type: ignore[attr-defined]
+            demands.append(
+                (
+                    f"{where}.calibration_samples",
+                    f"static calibration over {len(texts)} rows (ONNX Runtime keeps every batch's activations)",
+                    need,
+                )
+            )
+    bs = recipe.evaluate.batch_size
+    demands.append(
+        (
+            "evaluate.batch_size",
+            f"the accuracy pass over {len(splits.eval)} eval rows at batch {bs} x {max_length} tokens",
+            weights + forward_bytes(dims, bs, max_length),
+        )
+    )
+    for i, shape in enumerate(recipe.evaluate.shapes):
+        demands.append(
+            (
+                f"evaluate.shapes[{i}]",
+                f"a batch {shape.batch} x seq {shape.seq} forward pass",
+                weights + forward_bytes(dims, shape.batch, shape.seq),
+            )
+        )
+    return demands
+
+
+def _steps(recipe: Recipe) -> list[tuple[str, Any]]:
+    """Every distinct step with a recipe path, for messages: baseline[i].kind, variants.X[i].kind."""
+    out = [(f"baseline[{i}].{s.kind}", s) for i, s in enumerate(recipe.baseline)]
+    for name, chain in recipe.variants.items():
+        out += [(f"variants.{name}[{i}].{s.kind}", s) for i, s in enumerate(chain)]
+    return out
