@@ -60,9 +60,11 @@ def run_recipe(
         >>> outcome.passed
         True
     """
-    from optkit.cache import ArtifactCache, write_atomic
+    from optkit.cache import ArtifactCache, write_files_atomic
     from optkit.envinfo import collect_environment
     from optkit.evaluate.harness import evaluate_build
+    from optkit.faults import pause_point
+    from optkit.redact import redact
     from optkit.reports.gates import check_gates
     from optkit.reports.markdown import render_markdown
     from optkit.runner import build_artifacts
@@ -117,24 +119,30 @@ def run_recipe(
     report["notes"] = _notes(report)
     report["passed"] = all(g["passed"] for g in report["gates"])
 
+    report = redact(report)  # no token from the environment or a recipe value reaches a report file
     out_dir = Path(output) / recipe.name
     paths = []
+    files: dict[Path, str] = {}  # staged together, renamed together: the old report stays whole until then
     if "json" in recipe.report.formats:
         paths.append(out_dir / "report.json")
-        write_atomic(paths[-1], json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
+        files[paths[-1]] = json.dumps(report, indent=2, sort_keys=False, default=str) + "\n"
     if "md" in recipe.report.formats:
         paths.append(out_dir / "report.md")
-        write_atomic(paths[-1], render_markdown(report))
+        files[paths[-1]] = render_markdown(report)
     if "html" in recipe.report.formats:
         from optkit.reports.html import render_html
 
         paths.append(out_dir / "report.html")
-        write_atomic(paths[-1], render_html(report))
+        files[paths[-1]] = render_html(report)
     if "junit" in recipe.report.formats:
         from optkit.reports.junit import gates_junit
 
         paths.append(out_dir / "gates.xml")
-        write_atomic(paths[-1], gates_junit(report))
+        files[paths[-1]] = gates_junit(report)
+    try:
+        write_files_atomic(files, before_replace=lambda: pause_point("report"))
+    except KeyboardInterrupt:
+        raise _interrupted("report writing", build, out_dir) from None
     return RunOutcome(report=report, paths=paths)
 
 
@@ -146,7 +154,8 @@ def _interrupted(stage: str, build: Any, out_dir: Path) -> Exception:
     kept = f"the previous report in {str(out_dir)!r} is unchanged" if previous.exists() else "no report was written"
     return RunInterrupted(
         f"interrupted during {stage}; all {len(build.steps)} step(s) are built and cached, {kept}. "
-        f"Run the same command again to resume: only the {stage} is repeated"
+        f"Run the same command again to resume: built steps and cached predictions are reused, and speed "
+        f"and memory are measured again"
     )
 
 
