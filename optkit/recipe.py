@@ -343,7 +343,8 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: {error.error_count()} problem(s) in the recipe:"]
+    """One line per problem; the first line already names the file, the field and the fix."""
+    problems = []
     for err in error.errors():
         loc = _format_loc(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
@@ -356,9 +357,13 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             msg = "required field is missing"
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
-            msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"  - {loc or '<top>'}: {msg}")
-    return "\n".join(lines)
+            got = repr(err["input"])
+            msg = f"{msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
+        problems.append(f"{loc or '<top>'}: {msg}")
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    first = f"{source}: {problems[0]} (and {len(problems) - 1} more problem(s), all listed below)"
+    return "\n".join([first, *(f"  - {p}" for p in problems)])
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

@@ -84,7 +84,7 @@ def test_bad_recipes_are_rejected_with_the_field_path(
 
 def test_missing_required_field_is_named(recipe_dict: dict[str, Any]) -> None:
     del recipe_dict["data"]
-    with pytest.raises(RecipeError, match=r"- data: required field is missing"):
+    with pytest.raises(RecipeError, match=r"<recipe>: data: required field is missing"):
         recipe_from_dict(recipe_dict)
 
 
