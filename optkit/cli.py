@@ -44,15 +44,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Cache of built artifacts and predictions.",
 )
 @click.option("--force", is_flag=True, help="Rebuild every step instead of reusing cached artifacts.")
+@click.option(
+    "--strict-providers",
+    is_flag=True,
+    help="Fail (exit 2) when a provider in evaluate.providers is missing or its nodes mostly fall back to CPU.",
+)
 @click.pass_context
-def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: bool) -> None:
+def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: bool, strict_providers: bool) -> None:
     """Run RECIPE: build every variant, evaluate, write reports, check gates."""
     from optkit.api import run_recipe
     from optkit.progress import Progress
 
     progress = Progress()
     with _errors(ctx):
-        outcome = run_recipe(recipe, output=output, workspace=workspace, force=force, progress=progress)
+        outcome = run_recipe(
+            recipe,
+            output=output,
+            workspace=workspace,
+            force=force,
+            progress=progress,
+            strict_providers=strict_providers,
+        )
     _print_tables(outcome.report, progress)
     for g in outcome.report["gates"]:
         mark = "[green]PASS[/]" if g["passed"] else "[red]FAIL[/]"
@@ -102,6 +114,133 @@ def env(as_json: bool) -> None:
     click.echo(f"onnxruntime providers: {', '.join(info['onnxruntime_providers'])}")
     for name, version in info["libraries"].items():
         click.echo(f"  {name:<18} {version}")
+
+
+@cli.command()
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--max-accuracy-drop", default="1%", show_default=True, help="Allowed accuracy drop (0.01 or 1%).")
+@click.option(
+    "--max-latency-regression", default="10%", show_default=True, help="Allowed p50 slow-down beyond both runs' CIs."
+)
+@click.option("--max-memory-regression", default="10%", show_default=True, help="Allowed peak RSS growth.")
+@click.option("--allow-env-mismatch", is_flag=True, help="Compare reports from different CPUs / ISAs anyway.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Also write the checks as JUnit XML.")
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    base: Path,
+    new: Path,
+    max_accuracy_drop: str,
+    max_latency_regression: str,
+    max_memory_regression: str,
+    allow_env_mismatch: bool,
+    junit: Path | None,
+) -> None:
+    """Compare report BASE with report NEW; exit 1 on a regression beyond thresholds and noise."""
+    from optkit.compare import (
+        EnvironmentMismatch,
+        Thresholds,
+        compare_reports,
+        load_report,
+        parse_fraction,
+        render_comparison,
+    )
+    from optkit.reports.junit import checks_junit
+
+    with _errors(ctx):
+        limits = Thresholds(
+            parse_fraction(max_accuracy_drop),
+            parse_fraction(max_latency_regression),
+            parse_fraction(max_memory_regression),
+        )
+        try:
+            result = compare_reports(load_report(base), load_report(new), limits, allow_env_mismatch=allow_env_mismatch)
+        except EnvironmentMismatch as e:
+            click.echo(f"error: {e}. Pass --allow-env-mismatch to compare anyway.", err=True)
+            sys.exit(2)
+    click.echo(render_comparison(result), nl=False)
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
+    if junit:
+        checks = [
+            {
+                "classname": f"optkit.compare.{c['item']}",
+                "name": c["metric"],
+                "passed": c["passed"],
+                "message": c["message"],
+            }
+            for c in result["checks"]
+        ]
+        junit.write_text(checks_junit(f"optkit compare {base.name} {new.name}", checks))
+    failed = [c for c in result["checks"] if not c["passed"]]
+    for c in failed:
+        click.echo(f"FAIL {c['message']}", err=True)
+    if failed:
+        click.echo(f"error: {len(failed)} regression(s) beyond thresholds and noise", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(result['checks'])} checks passed")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--provider",
+    "-p",
+    "providers",
+    multiple=True,
+    default=["cpu"],
+    show_default=True,
+    help="cpu, cuda, tensorrt, openvino or a raw ORT provider name; repeat for several.",
+)
+@click.option("--batch", "batches", multiple=True, type=int, default=[1], show_default=True, help="Batch sizes (grid).")
+@click.option(
+    "--seq", "seqs", multiple=True, type=int, default=[128], show_default=True, help="Sequence lengths (grid)."
+)
+@click.option("--warmup", default="10", show_default=True, help="Untimed runs, or 'auto' (until stable).")
+@click.option("--runs", default=100, show_default=True, help="Timed runs per shape (upper bound with --time-budget).")
+@click.option("--time-budget", type=float, default=None, help="Seconds of timing per shape.")
+@click.option("--threads", type=int, default=None, help="Intra-op threads. Default: CPUs available.")
+@click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS in a fresh process.")
+@click.option("--strict-providers", is_flag=True, help="Fail when a provider is missing or falls back to CPU.")
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Write report.json/.md/.html here."
+)
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    model: Path,
+    providers: tuple[str, ...],
+    batches: tuple[int, ...],
+    seqs: tuple[int, ...],
+    warmup: str,
+    runs: int,
+    time_budget: float | None,
+    threads: int | None,
+    memory: bool,
+    strict_providers: bool,
+    output: Path | None,
+) -> None:
+    """Benchmark any ONNX file MODEL with the optkit harness (synthetic inputs)."""
+    from optkit.bench import bench_model, bench_settings, render_bench_markdown, write_bench_reports
+    from optkit.progress import Progress
+
+    progress = Progress()
+    with _errors(ctx):
+        spec = bench_settings(providers, batches, seqs, warmup, runs, time_budget, threads)
+        report = bench_model(
+            model,
+            providers=spec.providers,
+            shapes=spec.shapes,
+            latency=spec.latency,
+            memory=memory,
+            strict_providers=strict_providers,
+            progress=progress,
+        )
+    click.echo(render_bench_markdown(report), nl=False)
+    if output:
+        for p in write_bench_reports(report, output):
+            click.echo(f"wrote {p}")
 
 
 class _errors:

@@ -92,14 +92,13 @@ def _peak_rss_bytes() -> int:
 
 
 def _probe(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-
-    vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
-    rng = np.random.default_rng(0)  # token values do not change memory use; only their count does
-    ids = rng.integers(min(1000, vocab // 2), vocab, size=(args.batch, args.seq), dtype=np.int64)
-    mask = np.ones_like(ids)
     if args.format == "onnx":
         import onnxruntime as ort
+
+        from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+
+        # a folder holding model.onnx (an optkit artifact) or any .onnx file (optkit bench)
+        model_file = Path(args.path) / "model.onnx" if Path(args.path).is_dir() else Path(args.path)
 
         before = _rss_bytes()
         t0 = time.perf_counter()
@@ -108,16 +107,20 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
         if args.threads:
             opts.intra_op_num_threads = args.threads
         providers = list(dict.fromkeys([args.provider, "CPUExecutionProvider"]))
-        session = ort.InferenceSession(str(Path(args.path) / "model.onnx"), opts, providers=providers)
+        session = ort.InferenceSession(str(model_file), opts, providers=providers)
         load_s = time.perf_counter() - t0
-        names = {i.name for i in session.get_inputs()}
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        feed = {k: v for k, v in feed.items() if k in names}
+        feed = synthetic_feed(session, args.batch, args.seq, vocab_size_near(model_file))
         for _ in range(args.runs):
             session.run(None, feed)
     else:
+        import numpy as np
         import torch
         from transformers import AutoModelForSequenceClassification
+
+        vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
+        rng = np.random.default_rng(0)  # token values do not change memory use; only their count does
+        ids = rng.integers(min(1000, vocab // 2), vocab, size=(args.batch, args.seq), dtype=np.int64)
+        mask = np.ones_like(ids)
 
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -53,14 +53,21 @@ def _pyplot() -> Any:
 def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
     """Accuracy vs p50 latency, one panel per shape; the Pareto front is drawn as a line and its points in red."""
     shapes = [s for s in _shapes(report) if measured_rows(report, provider, *s)]
-    if not shapes:
-        return None
+    if not shapes or not any("accuracy" in v for v in report["variants"].values()):
+        return None  # a bench report has no accuracy
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(shapes), figsize=(5.2 * len(shapes), 4.0), squeeze=False)
     variants = report["variants"]
     for ax, (b, s) in zip(axes[0], shapes, strict=True):
         rows = measured_rows(report, provider, b, s)
-        points = {n: (r["latency"]["p50_ms"], variants[n]["accuracy"]) for n, r in rows.items() if n in variants}
+        points = {
+            n: (r["latency"]["p50_ms"], variants[n]["accuracy"])
+            for n, r in rows.items()
+            if "accuracy" in variants.get(n, {})
+        }
+        if not points:
+            ax.set_axis_off()
+            continue
         front = pareto_front(points)
         ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color=_FRONT, lw=1.2, zorder=1)
         for k, (n, (lat, acc)) in enumerate(sorted(points.items(), key=lambda kv: kv[1])):

@@ -44,7 +44,13 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
     shapes = list(dict.fromkeys((r["batch"], r["seq"]) for r in report["results"] if r["provider"] == provider))
     first = measured_rows(report, provider, *shapes[0]) if shapes else {}
     front = set(
-        pareto_front({n: (r["latency"]["p50_ms"], variants[n]["accuracy"]) for n, r in first.items() if n in variants})
+        pareto_front(
+            {
+                n: (r["latency"]["p50_ms"], variants[n]["accuracy"])
+                for n, r in first.items()
+                if "accuracy" in variants[n]
+            }
+        )
     )
     headers = ["variant", "runtime", "accuracy", "Δ acc (pts)", "agree"]
     for b, s in shapes:
@@ -55,9 +61,9 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
         row = [
             _e(name) + (" (ref)" if name == ref else "") + (" ★" if name in front else ""),
             _e(v["runtime"]),
-            f"{v['accuracy']:.4f}",
-            "–" if name == "baseline" else f"{v['accuracy_delta'] * 100:+.2f}",
-            f"{v['agreement_with_baseline']:.3f}",
+            f"{v['accuracy']:.4f}" if "accuracy" in v else "–",
+            "–" if name == "baseline" or "accuracy_delta" not in v else f"{v['accuracy_delta'] * 100:+.2f}",
+            f"{v['agreement_with_baseline']:.3f}" if "agreement_with_baseline" in v else "–",
         ]
         peak, placed = None, ""
         for b, s in shapes:

@@ -1,0 +1,297 @@
+"""Compare two reports (a stored baseline and a new run) and decide whether the new one regressed.
+
+A latency regression fails only when it is beyond the threshold *and* beyond the measured noise:
+the new run's 95% CI of the median must lie above the baseline's CI by more than the threshold
+(``new_ci_low / base_ci_high - 1 > threshold``). Two runs of the same model on a busy machine
+then do not fail CI, while a variant that really got slower does. Schema-1 reports carry no
+samples; their interval is the normal approximation of the median's standard error
+(``1.2533 * std / sqrt(runs)``), and the output says so.
+
+Speed and memory are only comparable on the same kind of machine, so reports from different
+CPUs, ISAs or CPU counts are refused unless the caller allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import OptkitError
+
+__all__ = [
+    "CompareError",
+    "EnvironmentMismatch",
+    "Thresholds",
+    "compare_reports",
+    "load_report",
+    "parse_fraction",
+    "render_comparison",
+]
+
+SUPPORTED_VERSIONS = (1, 2)
+
+
+class CompareError(OptkitError):
+    """A report cannot be read or compared (exit 2). Kept here: only compare raises it."""
+
+
+class EnvironmentMismatch(CompareError):
+    """The two reports come from different machines; figures are not comparable."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Allowed change from BASE to NEW; fractions (0.10 = 10%), accuracy in absolute fraction (0.01 = 1 point)."""
+
+    max_accuracy_drop: float = 0.01
+    max_latency_regression: float = 0.10
+    max_memory_regression: float = 0.10
+
+
+def parse_fraction(text: str | float) -> float:
+    """``"10%"`` -> 0.10, ``"0.1"`` -> 0.10; raises ``CompareError`` on anything else or a negative value."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+    except ValueError:
+        raise CompareError(
+            f"threshold {s!r} is not a number; write it as a fraction (0.1) or a percentage (10%)"
+        ) from None
+    if value < 0 or math.isnan(value):
+        raise CompareError(f"threshold {s!r} must be 0 or more")
+    return value
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a report.json of any supported schema version and check it against its JSON Schema."""
+    from optkit.reports.schema import validate_report
+
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompareError(f"report {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise CompareError(f"report {str(path)!r} is not readable JSON: {e}") from None
+    version = report.get("schema_version") if isinstance(report, dict) else None
+    if version not in SUPPORTED_VERSIONS:
+        raise CompareError(
+            f"report {str(path)!r} has schema_version {version!r}; this optkit reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
+        )
+    problems = validate_report(report)
+    if problems:
+        raise CompareError(f"report {str(path)!r} does not match report schema {version}: {problems[0]}")
+    return report
+
+
+def _machine(report: dict[str, Any]) -> dict[str, Any]:
+    env = report["environment"]
+    return {
+        "cpu": env["cpu"]["model"],
+        "isa": sorted(env["cpu"]["isa"]),
+        "int8_vnni": env["cpu"]["int8_vnni"],
+        "cpus": env["cpus_available"],
+    }
+
+
+def _describe(m: dict[str, Any]) -> str:
+    return (
+        f"{m['cpu']!r} ({m['cpus']} CPUs, {', '.join(m['isa']) or 'no AVX2'}, VNNI {'yes' if m['int8_vnni'] else 'no'})"
+    )
+
+
+def _ci(row: dict[str, Any]) -> tuple[float, float, bool]:
+    """(low, high, exact): the stored bootstrap CI, or the normal approximation for schema-1 rows."""
+    lat = row["latency"]
+    if "p50_ci95_ms" in lat:
+        lo, hi = lat["p50_ci95_ms"]
+        return lo, hi, True
+    half = 1.96 * 1.2533 * lat["std_ms"] / math.sqrt(max(lat["runs"], 1))
+    return lat["p50_ms"] - half, lat["p50_ms"] + half, False
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int, int]:
+    return row["variant"], row["provider"], row["batch"], row["seq"]
+
+
+def _label(key: tuple[str, str, int, int]) -> str:
+    return f"{key[0]} {key[1]} b{key[2]}×s{key[3]}"
+
+
+def compare_reports(
+    base: dict[str, Any],
+    new: dict[str, Any],
+    thresholds: Thresholds = Thresholds(),
+    *,
+    allow_env_mismatch: bool = False,
+) -> dict[str, Any]:
+    """Match variants and shapes, and return ``{"checks": [...], "passed": bool, "notes": [...]}``.
+
+    Each check has ``item``, ``metric``, ``base``, ``new``, ``change``, ``allowed``, ``passed`` and
+    a ``message``. Rows measured in BASE but missing from NEW fail: a gate cannot pass on a
+    figure that was not taken.
+    """
+    notes: list[str] = []
+    mb, mn = _machine(base), _machine(new)
+    if mb != mn:
+        msg = (
+            f"BASE was measured on {_describe(mb)} and NEW on {_describe(mn)}; latency and memory are only "
+            f"comparable on the same kind of machine"
+        )
+        if not allow_env_mismatch:
+            raise EnvironmentMismatch(msg)
+        notes.append(f"environment differs (allowed): {msg}")
+    if base.get("threads") != new.get("threads"):
+        notes.append(f"threads differ: BASE {base.get('threads')}, NEW {new.get('threads')}")
+    lib_b, lib_n = base["environment"]["libraries"], new["environment"]["libraries"]
+    for lib in sorted(set(lib_b) & set(lib_n)):
+        if lib_b[lib] != lib_n[lib]:
+            notes.append(f"{lib} {lib_b[lib]} → {lib_n[lib]}")
+
+    checks: list[dict[str, Any]] = []
+    for name, vb in base["variants"].items():
+        vn = new["variants"].get(name)
+        if vn is None:
+            checks.append(_missing(name, "variant"))
+            continue
+        if "accuracy" not in vb or "accuracy" not in vn:
+            continue  # bench reports measure speed and memory only
+        drop = vb["accuracy"] - vn["accuracy"]
+        checks.append(
+            _check(
+                name,
+                "accuracy",
+                vb["accuracy"],
+                vn["accuracy"],
+                -drop + 0.0,  # no "-0.00" for an unchanged accuracy
+                thresholds.max_accuracy_drop,
+                drop <= thresholds.max_accuracy_drop + 1e-12,
+                f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points; "
+                f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
+            )
+        )
+    for name in new["variants"]:
+        if name not in base["variants"]:
+            notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
+
+    rows_new = {_key(r): r for r in new["results"] if r["status"] == "measured"}
+    approx = False
+    for rb in base["results"]:
+        if rb["status"] != "measured":
+            continue
+        key = _key(rb)
+        rn = rows_new.get(key)
+        if rn is None:
+            if key[0] in new["variants"]:
+                checks.append(_missing(_label(key), "latency"))
+            continue
+        lo_b, hi_b, exact_b = _ci(rb)
+        lo_n, hi_n, exact_n = _ci(rn)
+        approx |= not (exact_b and exact_n)
+        p_b, p_n = rb["latency"]["p50_ms"], rn["latency"]["p50_ms"]
+        change = p_n / p_b - 1
+        beyond_noise = lo_n / hi_b - 1
+        passed = beyond_noise <= thresholds.max_latency_regression
+        if passed and change > thresholds.max_latency_regression:
+            verdict = "within noise"
+        elif passed:
+            verdict = "ok"
+        else:
+            verdict = (
+                f"REGRESSION: even the fastest reading of NEW is {beyond_noise * 100:+.1f}% vs the slowest of BASE"
+            )
+        checks.append(
+            _check(
+                _label(key),
+                "p50 latency",
+                p_b,
+                p_n,
+                change,
+                thresholds.max_latency_regression,
+                passed,
+                f"p50 {p_b:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {p_n:.2f} ms [{lo_n:.2f}–{hi_n:.2f}] "
+                f"({change * 100:+.1f}%; allowed {thresholds.max_latency_regression * 100:.0f}% beyond noise): "
+                f"{verdict}",
+            )
+        )
+        mem_b, mem_n = rb.get("memory") or {}, rn.get("memory") or {}
+        for metric, unit in (("peak_rss_mb", "peak RSS"), ("gpu_peak_mb", "GPU memory")):
+            if mem_b.get(metric) and mem_n.get(metric):
+                mchange = mem_n[metric] / mem_b[metric] - 1
+                checks.append(
+                    _check(
+                        _label(key),
+                        unit,
+                        mem_b[metric],
+                        mem_n[metric],
+                        mchange,
+                        thresholds.max_memory_regression,
+                        mchange <= thresholds.max_memory_regression,
+                        f"{unit} {mem_b[metric]:.0f} → {mem_n[metric]:.0f} MB ({mchange * 100:+.1f}%; "
+                        f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
+                    )
+                )
+    if approx:
+        notes.append(
+            "a schema-1 report stores no latency samples: its 95% CI of the median is the normal approximation "
+            "1.2533·std/√runs, not a bootstrap"
+        )
+    return {
+        "base": {"finished": base.get("finished"), "schema_version": base["schema_version"]},
+        "new": {"finished": new.get("finished"), "schema_version": new["schema_version"]},
+        "thresholds": thresholds.__dict__,
+        "checks": checks,
+        "notes": notes,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+def _check(
+    item: str, metric: str, base: float, new: float, change: float, allowed: float, passed: bool, message: str
+) -> dict[str, Any]:
+    return {
+        "item": item,
+        "metric": metric,
+        "base": base,
+        "new": new,
+        "change": change,
+        "allowed": allowed,
+        "passed": bool(passed),
+        "message": f"{item}: {message}",
+    }
+
+
+def _missing(item: str, metric: str) -> dict[str, Any]:
+    return {
+        "item": item,
+        "metric": metric,
+        "base": None,
+        "new": None,
+        "change": None,
+        "allowed": None,
+        "passed": False,
+        "message": f"{item}: measured in BASE but missing from NEW",
+    }
+
+
+def render_comparison(result: dict[str, Any]) -> str:
+    """The diff as a Markdown table (fits a terminal and a CI step summary alike)."""
+    lines = ["| | item | metric | BASE | NEW | change | allowed |", "|---|---|---|---|---|---|---|"]
+    for c in result["checks"]:
+        mark = "ok" if c["passed"] else "FAIL"
+        if c["base"] is None:
+            lines.append(f"| {mark} | {c['item']} | {c['metric']} | – | missing | | |")
+            continue
+        pct = c["metric"] != "accuracy"
+        fmt = "{:.2f}" if pct else "{:.4f}"
+        change = f"{c['change'] * 100:+.1f}%" if pct else f"{c['change'] * 100:+.2f} pts"
+        allowed = f"{c['allowed'] * 100:.0f}%" if pct else f"-{c['allowed'] * 100:.2f} pts"
+        lines.append(
+            f"| {mark} | {c['item']} | {c['metric']} | {fmt.format(c['base'])} | {fmt.format(c['new'])} "
+            f"| {change} | {allowed} |"
+        )
+    return "\n".join(lines) + "\n"
