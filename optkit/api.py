@@ -75,12 +75,12 @@ def run_recipe(
     recipe_text = Path(path).read_bytes()
     workspace = Path(workspace)
     progress.log(f"[bold]optkit run[/] {path} -> {Path(output) / recipe.name}")
-    build = build_artifacts(recipe, workspace, force=force, progress=progress)
     if strict_providers:  # before minutes of training, not after
         from optkit.evaluate.providers import provider_status
 
         for provider in recipe.evaluate.providers:
             provider_status(provider, strict=True)
+    build = build_artifacts(recipe, workspace, force=force, progress=progress)
     built_s = time.time() - started
     try:
         evaluation = evaluate_build(
