@@ -65,4 +65,4 @@ def list_passes() -> dict[str, PassSpec]:
 
 def _load_builtin_passes() -> None:
     # Importing the modules registers them; they import torch/onnx only inside functions.
-    from optkit.passes import finetune, onnx_export, ort_quantize  # noqa: F401
+    from optkit.passes import distill, finetune, onnx_export, ort_quantize, prune  # noqa: F401

@@ -1,4 +1,4 @@
-"""The one training loop: fine-tuning today, distillation and pruning recovery later.
+"""The one training loop, shared by fine-tuning, distillation and pruning recovery.
 
 Written against HF Accelerate so the same code runs on this CPU, one GPU, or many GPUs and
 nodes under ``accelerate launch``, without a second code path.
@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TrainResult", "planned_steps", "train_classifier"]
+__all__ = ["LossFn", "TrainResult", "planned_steps", "train_classifier"]
+
+LossFn = Callable[[Any, dict[str, Any]], Any]  # (model, batch with "idx") -> scalar loss tensor
 
 
 @dataclass
@@ -23,6 +25,7 @@ class TrainResult:
     mean_loss_last_50: float
     seconds: float
     examples_seen: int
+    losses: list[float]
 
 
 def planned_steps(rows: int, batch_size: int, epochs: float, max_steps: int | None) -> int:
@@ -46,8 +49,15 @@ def train_classifier(
     seed: int,
     max_steps: int | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    loss_fn: LossFn | None = None,
+    on_epoch_end: Callable[[int, int], bool] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with cross-entropy on (text, label) pairs.
+    """Train ``model`` in place on (text, label) pairs; cross-entropy unless ``loss_fn`` says otherwise.
+
+    ``loss_fn(model, batch)`` gets the batch with ``idx`` (row indices into ``texts``), so a
+    distillation loss can look up what the teacher said about those rows. ``on_epoch_end(epoch,
+    step)`` runs after every full pass over the data and stops training by returning True
+    (early stopping).
 
     Batches are padded to their longest member and built from rows of similar length
     (reviews are short, a few are long: padding every batch to its one long review would
@@ -70,6 +80,7 @@ def train_classifier(
             [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
         )
         enc["labels"] = torch.tensor([labels[i] for i in idx], dtype=torch.long)
+        enc["idx"] = torch.tensor(idx, dtype=torch.long)
         return dict(enc)
 
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
@@ -88,23 +99,29 @@ def train_classifier(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
+    loss_fn = loss_fn or _cross_entropy
     model.train()
-    step, losses, seen = 0, [], 0
+    step, losses, seen, epoch, stop = 0, [], 0, 0, False
     start = time.perf_counter()
-    while step < total_steps:
+    while step < total_steps and not stop:
         for batch in loader:
-            out = model(**batch)
-            accelerator.backward(out.loss)
+            loss = loss_fn(model, batch)
+            accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             step += 1
             seen += batch["labels"].shape[0]
-            losses.append(float(out.loss.detach()))
+            losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step(step, total_steps, losses[-1])
             if step >= total_steps:
                 break
+        else:
+            epoch += 1
+            if on_epoch_end is not None and step < total_steps:
+                stop = on_epoch_end(epoch, step)
+                model.train()
     # The caller's module object was trained in place (prepare wraps, it does not copy).
     model.eval()
     tail = losses[-50:]
@@ -115,7 +132,12 @@ def train_classifier(
         mean_loss_last_50=sum(tail) / len(tail),
         seconds=time.perf_counter() - start,
         examples_seen=seen,
+        losses=losses,
     )
+
+
+def _cross_entropy(model: Any, batch: dict[str, Any]) -> Any:
+    return model(**{k: v for k, v in batch.items() if k != "idx"}).loss
 
 
 class _LengthBucketBatches:

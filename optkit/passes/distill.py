@@ -1,0 +1,325 @@
+"""``distill``: a smaller student learns from the incoming model, its teacher (torch -> torch).
+
+The student is cut from the teacher (``layers``, ``intermediate_size``, ``num_attention_heads``:
+it starts from the teacher's own weights, which is what makes a few epochs on a CPU enough)
+or is any HF model given by ``student.model``. The loss mixes KL on temperature-softened logits,
+cross-entropy on the labels and, optionally, hidden-state and attention MSE through a layer map.
+Early stopping watches accuracy on rows held out of the *train* split, never the eval split
+the report scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from optkit.errors import PassError
+from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.passes.registry import register_pass
+
+__all__ = ["DistillConfig", "StudentSpec", "distill"]
+
+
+class StudentSpec(BaseModel):
+    """The student: cut from the teacher, or another HF model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    layers: list[int] | None = Field(
+        None, min_length=1, description="Teacher encoder layers the student keeps, in order (e.g. [0, 2, 4])."
+    )
+    intermediate_size: int | None = Field(
+        None, ge=1, description="Student FFN width; the teacher's strongest neurons (by weight norm) are kept."
+    )
+    num_attention_heads: int | None = Field(
+        None, ge=1, description="Heads per layer the student keeps; the teacher's strongest heads (by weight norm)."
+    )
+    model: str | None = Field(
+        None, description="Any HF model (hub id, local folder or 'package:DIST/path') as the student instead."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StudentSpec:
+        cut = [f for f in ("layers", "intermediate_size", "num_attention_heads") if getattr(self, f) is not None]
+        if self.model is not None and cut:
+            raise ValueError(f"student.model cannot be combined with {', '.join(cut)}; those cut the teacher")
+        if self.model is None and not cut:
+            raise ValueError(
+                "student needs 'layers' (teacher layers to keep, e.g. [0, 2, 4]), 'intermediate_size', "
+                "'num_attention_heads', or 'model'"
+            )
+        return self
+
+
+class DistillConfig(PassConfig):
+    """Knowledge distillation into a smaller student, with early stopping on held-out train rows."""
+
+    kind: Literal["distill"] = "distill"
+    student: StudentSpec
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the KL term.")
+    kd_weight: float = Field(0.5, ge=0, description="Weight of KL(teacher || student) on softened logits.")
+    ce_weight: float = Field(0.5, ge=0, description="Weight of cross-entropy on the labels.")
+    hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state MSE through layer_map.")
+    attention_weight: float = Field(0.0, ge=0, description="Weight of attention-probability MSE through layer_map.")
+    layer_map: list[int] | None = Field(
+        None, description="Teacher layer matched to each student layer; default student.layers or evenly spaced."
+    )
+    epochs: float = Field(3.0, gt=0, le=100, description="Passes over the train split (fractions allowed).")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Peak AdamW learning rate.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Examples per optimiser step.")
+    max_length: int | None = Field(None, ge=8, le=4096, description="Truncation length; default data.max_length.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with a linear warm-up.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (quick runs and tests).")
+    validation: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of train rows held out for early stopping; 0 turns it off."
+    )
+    patience: int = Field(1, ge=1, description="Epochs without a better held-out accuracy before stopping.")
+    seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> DistillConfig:
+        if self.kd_weight + self.ce_weight + self.hidden_weight + self.attention_weight == 0:
+            raise ValueError("all loss weights are 0; set kd_weight and/or ce_weight above 0")
+        return self
+
+
+@register_pass(DistillConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
+def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
+    """Train a student on the teacher ``src``'s softened outputs; writes the student's HF folder."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    from optkit.passes.finetune import load_for_classification
+    from optkit.passes.kd import soft_kl, teacher_logits
+    from optkit.passes.training import planned_steps, train_classifier
+    from optkit.structure import describe_model
+
+    splits = ctx.splits()
+    seed = ctx.recipe.seed if config.seed is None else config.seed
+    set_seed(seed)
+    teacher, t_tok = load_for_classification(src, splits.label_names, ctx)
+    student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
+    teacher_info, student_info = describe_model(teacher), describe_model(student)
+    layer_map = _layer_map(config, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
+    _check_matchable(config, teacher, student, t_tok, s_tok)
+
+    max_length = config.max_length or ctx.recipe.data.max_length
+    texts, labels = splits.train.texts, splits.train.labels
+    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+    val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
+
+    device = PartialState().device
+    teacher.to(device).eval()
+    need_teacher_states = config.hidden_weight > 0 or config.attention_weight > 0
+    with ctx.progress.task(f"{ctx.step}: teacher logits on {len(train_texts)} rows", total=len(train_texts)) as adv:
+        t_logits = teacher_logits(teacher, t_tok, train_texts, max_length, device, adv)
+
+    temperature = config.temperature
+
+    def loss_fn(model: Any, batch: dict[str, Any]) -> Any:
+        import torch.nn.functional as F
+
+        idx = batch["idx"]
+        inputs = {k: v for k, v in batch.items() if k != "idx"}
+        out = model(
+            **inputs, output_hidden_states=config.hidden_weight > 0, output_attentions=config.attention_weight > 0
+        )
+        loss = config.ce_weight * out.loss if config.ce_weight else 0.0
+        if config.kd_weight:
+            loss = loss + config.kd_weight * soft_kl(out.logits, t_logits[idx.cpu()], temperature)
+        if need_teacher_states:
+            with torch.no_grad():
+                t_out = teacher(
+                    **{k: v for k, v in inputs.items() if k != "labels"},
+                    output_hidden_states=config.hidden_weight > 0,
+                    output_attentions=config.attention_weight > 0,
+                )
+            mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
+            for s_layer, t_layer in enumerate(layer_map):
+                if config.hidden_weight:
+                    diff = (out.hidden_states[s_layer + 1] - t_out.hidden_states[t_layer + 1]) ** 2 * mask
+                    mse = diff.sum() / (mask.sum() * diff.shape[-1])
+                    loss = loss + config.hidden_weight * mse / len(layer_map)
+                if config.attention_weight:
+                    mse = F.mse_loss(out.attentions[s_layer], t_out.attentions[t_layer])
+                    loss = loss + config.attention_weight * mse / len(layer_map)
+        return loss
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"acc": -1.0, "epoch": 0, "state": None}
+
+    def on_epoch_end(epoch: int, step: int) -> bool:
+        if not val_texts:
+            return False
+        acc = _accuracy(student, s_tok, val_texts, val_labels, max_length)
+        history.append({"epoch": epoch, "step": step, "heldout_accuracy": round(acc, 4)})
+        ctx.progress.log(f"  epoch {epoch}: held-out accuracy {acc:.4f} ({len(val_texts)} train rows held out)")
+        if acc > best["acc"]:
+            best.update(acc=acc, epoch=epoch, state=copy.deepcopy(student.state_dict()))
+            return False
+        return epoch - best["epoch"] >= config.patience
+
+    total = planned_steps(len(train_texts), config.batch_size, config.epochs, config.max_steps)
+    with ctx.progress.task(f"{ctx.step}: distilling (seed {seed})", total=total) as advance:
+        result = train_classifier(
+            student,
+            s_tok,
+            train_texts,
+            train_labels,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            max_length=max_length,
+            weight_decay=config.weight_decay,
+            warmup_ratio=config.warmup_ratio,
+            seed=seed,
+            max_steps=config.max_steps,
+            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
+            loss_fn=loss_fn,
+            on_epoch_end=on_epoch_end,
+        )
+    if val_texts:
+        acc = _accuracy(student, s_tok, val_texts, val_labels, max_length)
+        history.append({"epoch": round(result.epochs, 2), "step": result.steps, "heldout_accuracy": round(acc, 4)})
+        if acc < best["acc"] and best["state"] is not None:
+            student.load_state_dict(best["state"])
+            ctx.progress.log(f"  kept epoch {best['epoch']} (held-out {best['acc']:.4f} > final {acc:.4f})")
+        else:
+            best.update(acc=acc, epoch=round(result.epochs, 2))
+    student.to("cpu").save_pretrained(ctx.out_dir, safe_serialization=True)
+    s_tok.save_pretrained(ctx.out_dir)
+    ctx.meta.update(
+        teacher=teacher_info,
+        student=student_info,
+        layer_map=layer_map,
+        steps=result.steps,
+        epochs=round(result.epochs, 3),
+        final_loss=round(result.final_loss, 4),
+        mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 4),
+        mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 4),
+        mean_loss_last_50=round(result.mean_loss_last_50, 4),
+        train_seconds=round(result.seconds, 1),
+        train_rows=len(train_texts),
+        heldout_rows=len(val_texts),
+        heldout_history=history,
+        kept_epoch=best["epoch"],
+        seed=seed,
+    )
+    ctx.progress.log(
+        f"  student: {student_info['layers']} layers, {student_info['heads']} heads, FFN {student_info['ffn']}, "
+        f"{student_info['params'] / 1e6:.1f}M params (teacher {teacher_info['params'] / 1e6:.1f}M); "
+        f"{result.steps} steps in {result.seconds:.0f} s"
+    )
+    return Artifact(ctx.out_dir, "torch", key="")
+
+
+def _make_student(
+    teacher: Any, t_tok: Any, config: DistillConfig, label_names: list[str], ctx: PassContext
+) -> tuple[Any, Any]:
+    from optkit.passes import surgery
+
+    spec = config.student
+    if spec.model is not None:
+        from optkit.passes.finetune import load_for_classification
+        from optkit.recipe import ModelSpec
+        from optkit.sources.model import resolve_model
+
+        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.recipe.model.trust_remote_code))
+        return load_for_classification(source, label_names, ctx)
+    student = copy.deepcopy(teacher)
+    if spec.layers is not None:
+        surgery.keep_layers(student, spec.layers)
+    if spec.num_attention_heads is not None or spec.intermediate_size is not None:
+        head_score, ffn_score = surgery.magnitude_importance(student)
+        if spec.num_attention_heads is not None:
+            drop = {}
+            for i, scores in enumerate(head_score):
+                live = surgery.live_heads(student, i)
+                if spec.num_attention_heads > len(live):
+                    raise PassError(
+                        f"{ctx.step}: student.num_attention_heads {spec.num_attention_heads} exceeds the "
+                        f"{len(live)} heads of teacher layer {i}"
+                    )
+                order = scores.argsort().tolist()  # weakest first
+                drop[i] = [live[j] for j in order[: len(live) - spec.num_attention_heads]]
+            surgery.remove_heads(student, drop)
+        if spec.intermediate_size is not None:
+            width = surgery.ffn_width(student)
+            if spec.intermediate_size > width:
+                raise PassError(
+                    f"{ctx.step}: student.intermediate_size {spec.intermediate_size} exceeds the teacher's {width}"
+                )
+            keep = {i: s.argsort(descending=True)[: spec.intermediate_size] for i, s in enumerate(ffn_score)}
+            surgery.shrink_ffn(student, keep)
+    return student, t_tok
+
+
+def _layer_map(config: DistillConfig, teacher_layers: int, student_layers: int) -> list[int]:
+    if config.layer_map is not None:
+        lm = list(config.layer_map)
+    elif config.student.layers is not None:
+        lm = list(config.student.layers)
+    else:
+        lm = [round((i + 1) * teacher_layers / student_layers) - 1 for i in range(student_layers)]
+    if len(lm) != student_layers or not all(0 <= t < teacher_layers for t in lm):
+        raise PassError(
+            f"layer_map {lm} must name one teacher layer (0..{teacher_layers - 1}) for each of the "
+            f"student's {student_layers} layers"
+        )
+    return lm
+
+
+def _check_matchable(config: DistillConfig, teacher: Any, student: Any, t_tok: Any, s_tok: Any) -> None:
+    """Hidden and attention MSE compare tensors position by position: shapes and tokens must line up."""
+    if not (config.hidden_weight or config.attention_weight):
+        return
+    if s_tok is not t_tok and s_tok.get_vocab() != t_tok.get_vocab():
+        raise PassError(
+            "hidden_weight/attention_weight need the student to share the teacher's tokenizer; this student has "
+            "another vocabulary. Use kd_weight/ce_weight only, or cut the student from the teacher"
+        )
+    if config.hidden_weight and student.config.hidden_size != teacher.config.hidden_size:
+        raise PassError(
+            f"hidden_weight needs equal hidden sizes (student {student.config.hidden_size}, teacher "
+            f"{teacher.config.hidden_size}); set hidden_weight: 0"
+        )
+    if config.attention_weight:
+        from optkit.passes.surgery import head_counts
+
+        s_heads, t_heads = head_counts(student), head_counts(teacher)
+        lm = _layer_map(config, len(t_heads), len(s_heads))
+        if any(s_heads[i] != t_heads[t] for i, t in enumerate(lm)):
+            raise PassError(
+                f"attention_weight needs equal head counts in matched layers (student {s_heads}, teacher "
+                f"{t_heads}); set attention_weight: 0"
+            )
+
+
+def _hold_out(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded random ``share`` of train rows for early stopping; the rest train."""
+    k = int(n * share)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return sorted(order[k:]), sorted(order[:k])
+
+
+def _accuracy(model: Any, tok: Any, texts: list[str], labels: list[int], max_length: int) -> float:
+    """Held-out accuracy for early stopping, on whatever device the model sits."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            enc = tok(
+                texts[start : start + 64], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            pred = model(**enc).logits.argmax(-1).cpu().tolist()
+            correct += sum(int(p == y) for p, y in zip(pred, labels[start : start + 64], strict=True))
+    return correct / len(texts)

@@ -1,0 +1,43 @@
+"""Knowledge-distillation pieces shared by ``distill`` and pruning recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["soft_kl", "teacher_logits"]
+
+
+def teacher_logits(
+    model: Any, tok: Any, texts: list[str], max_length: int, device: Any, advance: Callable[[int], Any]
+) -> Any:
+    """The teacher's logits for every row, computed once rather than every epoch, batched by length.
+
+    Padding does not change a BERT-style model's logits (the attention mask hides it), so
+    rows can be grouped by length here and looked up by index during training.
+    """
+    import torch
+
+    lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    out = torch.empty(len(texts), model.config.num_labels)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            enc = tok(
+                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            out[idx] = model(**enc).logits.float().cpu()
+            advance(len(idx))
+    return out
+
+
+def soft_kl(student_logits: Any, teacher_logits: Any, temperature: float) -> Any:
+    """KL(teacher || student) on temperature-softened distributions, scaled by T² (Hinton et al., 2015)
+    so that its gradients keep their size as the temperature changes."""
+    import torch.nn.functional as F
+
+    soft_t = F.softmax(teacher_logits.to(student_logits.device) / temperature, -1)
+    kl = F.kl_div(F.log_softmax(student_logits / temperature, -1), soft_t, reduction="batchmean")
+    return kl * temperature**2
