@@ -220,8 +220,8 @@ class Recipe(BaseModel):
     @classmethod
     def _normalise_steps(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            return {name: _normalise_chain(chain) for name, chain in v.items()}
-        return _normalise_chain(v)
+            return {name: _normalise_chain(chain, f"variants.{name}") for name, chain in v.items()}
+        return _normalise_chain(v, "baseline")
 
     @model_validator(mode="after")
     def _check_plan(self) -> Recipe:
@@ -264,29 +264,29 @@ def _closest(word: str, options: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(options)}"
 
 
-def _normalise_chain(chain: Any) -> Any:
+def _normalise_chain(chain: Any, where: str) -> Any:
     if chain is None:
         return []
     if not isinstance(chain, list):
         return chain  # pydantic reports the type error with the field path
-    return [_normalise_step(step) for step in chain]
+    return [_normalise_step(step, f"{where}[{i}]") for i, step in enumerate(chain)]
 
 
-def _normalise_step(step: Any) -> Any:
+def _normalise_step(step: Any, where: str) -> Any:
     if isinstance(step, str):
         step = {step: {}}
     if isinstance(step, dict) and "kind" not in step:
         if len(step) != 1:
             raise ValueError(
-                f"a step is a mapping with exactly one key, the pass name (e.g. '- quantize: {{mode: dynamic}}'); "
-                f"got keys {sorted(step)}"
+                f"{where}: a step is a mapping with exactly one key, the pass name "
+                f"(e.g. '- quantize: {{mode: dynamic}}'); got keys {sorted(step)}"
             )
         ((kind, options),) = step.items()
         if kind not in _STEP_CLASSES:
-            raise ValueError(f"unknown pass {kind!r}{_closest(str(kind), _STEP_CLASSES)}")
+            raise ValueError(f"{where}: unknown pass {kind!r}{_closest(str(kind), _STEP_CLASSES)}")
         options = {} if options is None else options
         if not isinstance(options, dict):
-            raise ValueError(f"options of pass {kind!r} must be a mapping, got {options!r}")
+            raise ValueError(f"{where}: options of pass {kind!r} must be a mapping, got {options!r}")
         return {"kind": kind, **options}
     return step
 
@@ -359,7 +359,9 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
             got = repr(err["input"])
             msg = f"{msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
-        problems.append(f"{loc or '<top>'}: {msg}")
+        # Plan checks name their own place (variants.x[1] ...); don't repeat the outer field before it.
+        own_place = not loc or msg.startswith((f"{loc}.", f"{loc}[", "variants.", "baseline"))
+        problems.append(msg if own_place else f"{loc}: {msg}")
     if len(problems) == 1:
         return f"{source}: {problems[0]}"
     first = f"{source}: {problems[0]} (and {len(problems) - 1} more problem(s), all listed below)"
