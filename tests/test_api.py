@@ -21,6 +21,7 @@ def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     root = tmp_path_factory.mktemp("e2e")
     data = copy.deepcopy(base_recipe)
     data["evaluate"]["providers"] = ["cpu", "cuda"]
+    data["report"]["formats"] = ["json", "md", "html", "junit"]
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
     outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
@@ -136,3 +137,55 @@ def test_force_rebuilds_every_step(first_run) -> None:  # type: ignore[no-untype
         "built",
     ]
     assert {s["status"] for s in forced.report["steps"]} == {"built", "shared"}
+
+
+def test_report_matches_its_json_schema_and_records_placement_and_stats(first_run) -> None:  # type: ignore[no-untyped-def]
+    from optkit.reports.schema import validate_report
+
+    root, _, _ = first_run
+    report = json.loads((root / "reports" / "tiny" / "report.json").read_text())
+    assert validate_report(report) == []
+    row = next(r for r in report["results"] if r["variant"] == "int8-static" and r["provider"] == "cpu")
+    lo, hi = row["latency"]["p50_ci95_ms"]
+    assert lo <= row["latency"]["p50_ms"] <= hi and len(row["samples_ms"]) == 5
+    assert (
+        row["placement"]["fallback_share"] == 0.0 and row["placement"]["session_providers"][0] == "CPUExecutionProvider"
+    )
+    census = report["variants"]["int8-static"]["explain"]["optimized"]
+    assert census["quantized_compute"] > 0
+    assert report["environment"]["cpu_affinity"]
+
+
+def test_html_and_junit_reports(first_run) -> None:  # type: ignore[no-untyped-def]
+    root, _, _ = first_run
+    page = (root / "reports" / "tiny" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # nothing to fetch
+    assert "<script" not in page and "cuda: not measured: CUDAExecutionProvider not available" in page
+    assert "Why is it fast or slow?" in page and "AVX2" in page
+    xml = (root / "reports" / "tiny" / "gates.xml").read_text()
+    assert '<testsuite name="optkit gates: tiny" tests="1" failures="0"' in xml
+    assert '<testcase classname="optkit.tiny.int8-dynamic" name="max_accuracy_drop"' in xml
+
+
+def test_pareto_front_in_html_marks_undominated_variants(first_run) -> None:  # type: ignore[no-untyped-def]
+    from optkit.reports.html import render_html
+    from optkit.reports.pareto import pareto_front
+
+    _, _, outcome = first_run
+    report = json.loads(json.dumps(outcome.report, default=str))
+    rows = {r["variant"]: r for r in report["results"] if r["provider"] == "cpu"}
+    points = {n: (rows[n]["latency"]["p50_ms"], v["accuracy"]) for n, v in report["variants"].items()}
+    front = pareto_front(points)
+    fastest = min(points, key=lambda n: points[n][0])
+    best = max(points, key=lambda n: (points[n][1], -points[n][0]))
+    assert fastest in front and best in front
+    for n in points:
+        dominated = any(
+            o != n and points[o][0] <= points[n][0] and points[o][1] >= points[n][1] and points[o] != points[n]
+            for o in points
+        )
+        assert (n in front) == (not dominated)
+    page = render_html(report)
+    for n in points:
+        assert (f'<tr class="front"><td class="l">{n}' in page) == (n in front)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from optkit.errors import RecipeError
+from optkit.evaluate.latency import time_interleaved, warm_up
+from optkit.evaluate.stats import bootstrap_median_ci, summarize
+from optkit.recipe import EvaluateSpec, recipe_from_dict
+
+
+def test_median_ci_contains_the_median_narrows_with_runs_and_is_reproducible() -> None:
+    rng = random.Random(1)
+    few = [30 + rng.gauss(0, 2) for _ in range(20)]
+    many = [30 + rng.gauss(0, 2) for _ in range(400)]
+    lo, hi = bootstrap_median_ci(few)
+    assert lo <= summarize(few, 1)["p50_ms"] <= hi
+    lo2, hi2 = bootstrap_median_ci(many)
+    assert hi2 - lo2 < hi - lo
+    assert bootstrap_median_ci(few) == (lo, hi)  # seeded
+
+
+def test_noise_flag_uses_robust_cv_not_one_outlier() -> None:
+    steady = [10.0 + 0.01 * (i % 7) for i in range(99)] + [200.0]  # one GC pause
+    s = summarize(steady, batch=8)
+    assert s["cv"] > 1.0 and s["robust_cv"] < 0.01 and not s["noisy"]
+    noisy = summarize([10.0, 14.0, 8.0, 12.0, 16.0, 7.0, 11.0, 13.0, 9.0, 15.0], batch=1)
+    assert noisy["noisy"] and noisy["robust_cv"] > 0.10
+    assert s["throughput_p50_per_s"] == pytest.approx(8 / (s["p50_ms"] / 1000))
+
+
+def test_auto_warm_up_runs_until_two_windows_agree() -> None:
+    now = [0.0]
+    costs = iter([50, 40, 30, 20, 15, 12, 11, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10] + [10] * 200)
+
+    def fn() -> None:
+        now[0] += next(costs) / 1000
+
+    n = warm_up(fn, "auto", clock=lambda: now[0])
+    assert 10 <= n <= 16  # stops once the slow first runs have left the window
+    assert warm_up(lambda: None, 3) == 3
+
+
+def test_time_budget_stops_after_min_runs() -> None:
+    now = [0.0]
+
+    def fn() -> None:
+        now[0] += 1.0  # one second per call
+
+    record: dict = {}
+    samples = time_interleaved(
+        {"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=8, record=record
+    )
+    assert 5 <= len(samples["a"]) < 100 and record["budget_hit"] and record["warmup_runs"] == {"a": 0}
+
+
+def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
+    spec = EvaluateSpec.model_validate({"shapes": {"batch": [1, 8], "seq": [64, 128]}, "latency": {"warmup": "auto"}})
+    assert [(s.batch, s.seq) for s in spec.shapes] == [(1, 64), (1, 128), (8, 64), (8, 128)]
+    assert spec.latency.warmup == "auto"
+    recipe_dict["evaluate"]["latency"]["warmup"] = -1
+    with pytest.raises(RecipeError, match="warmup"):
+        recipe_from_dict(recipe_dict)
+    recipe_dict["evaluate"]["latency"]["warmup"] = "soon"
+    with pytest.raises(RecipeError, match="warmup"):
+        recipe_from_dict(recipe_dict)

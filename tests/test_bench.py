@@ -1,0 +1,86 @@
+"""optkit bench on a bare ONNX file, and its median against an independent plain ONNX Runtime loop."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from optkit.bench import bench_model
+from optkit.cli import cli
+from optkit.passes.base import Artifact
+from optkit.recipe import LatencySpec, Shape
+from optkit.reports.schema import validate_report
+
+
+def plain_ort_median_ms(model: Path, threads: int, batch: int, seq: int, runs: int, warmup: int = 10) -> float:
+    """An independent timing: one InferenceSession, the same synthetic input, a bare perf_counter loop."""
+    import onnxruntime as ort
+
+    from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    feed = synthetic_feed(session, batch, seq, vocab_size_near(model))
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def bench_agrees_with_plain_loop(model: Path, threads: int, batch: int, seq: int, runs: int) -> tuple[float, float]:
+    """(bench p50, plain-loop median), measured back to back: plain, bench, plain; the plain figure is their mean."""
+    before = plain_ort_median_ms(model, threads, batch, seq, runs)
+    report = bench_model(
+        model,
+        shapes=[Shape(batch=batch, seq=seq)],
+        latency=LatencySpec(warmup=10, runs=runs, threads=threads),
+        memory=False,
+    )
+    after = plain_ort_median_ms(model, threads, batch, seq, runs)
+    return report["results"][0]["latency"]["p50_ms"], (before + after) / 2
+
+
+def test_bench_any_onnx_file_writes_a_valid_report(exported: Artifact, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", str(exported.onnx_file), "--batch", "1", "--batch", "4", "--seq", "16", "--runs", "10"]
+    args += ["--warmup", "auto", "--threads", "1", "--provider", "cpu", "--provider", "cuda", "--output", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "| cpu | b4×s16 |" in result.output and "| cuda | b1×s16 | not measured: CUDAExecutionProvider" in result.output
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "bench" and validate_report(report) == []
+    cpu = [r for r in report["results"] if r["status"] == "measured"]
+    assert [(r["batch"], r["seq"]) for r in cpu] == [(1, 16), (4, 16)]
+    assert cpu[0]["memory"]["peak_rss_mb"] > cpu[0]["memory"]["rss_before_load_mb"] > 0
+    assert cpu[1]["latency"]["throughput_per_s"] > 0 and cpu[0]["warmup_runs"] >= 10
+    assert (out / "report.html").read_text().count("<svg") >= 2
+    again = CliRunner().invoke(cli, ["compare", str(out / "report.json"), str(out / "report.json")])
+    assert again.exit_code == 0, again.output
+
+
+def test_bench_strict_providers_and_bad_options(exported: Artifact) -> None:
+    runner = CliRunner()
+    strict = runner.invoke(cli, ["bench", str(exported.onnx_file), "--provider", "cuda", "--strict-providers"])
+    assert strict.exit_code == 2
+    assert "provider 'cuda': CUDAExecutionProvider not available in this onnxruntime build" in strict.output
+    bad = runner.invoke(cli, ["bench", str(exported.onnx_file), "--warmup", "soon"])
+    assert bad.exit_code == 2 and "latency.warmup" in bad.output
+    missing = runner.invoke(cli, ["bench", "nope.onnx"])
+    assert missing.exit_code == 2 and "'nope.onnx' does not exist" in missing.output
+
+
+def test_bench_median_agrees_with_a_plain_loop_on_the_tiny_model(exported: Artifact) -> None:
+    bench, plain = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
+    assert abs(bench / plain - 1) < 0.25, (bench, plain)  # sub-millisecond runs: loose; MiniLM check is 10%

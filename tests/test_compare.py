@@ -1,0 +1,110 @@
+"""optkit compare on the committed schema-1 report and on schema-2 reports derived from it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from optkit.cli import cli
+from optkit.compare import CompareError, EnvironmentMismatch, Thresholds, compare_reports, load_report, parse_fraction
+from optkit.evaluate.stats import summarize
+from optkit.reports.schema import validate_report
+
+V1 = Path(__file__).parent / "reports" / "data" / "bert-int8-v1.json"
+
+
+def _v2(seed: int = 0, slower: dict[str, float] | None = None, noise: float = 0.05) -> dict[str, Any]:
+    """A schema-2 report from the v1 one: samples drawn around each p50 (scaled for ``slower`` variants)."""
+    report = json.loads(V1.read_text())
+    report.update(schema_version=2, kind="recipe", notes=[], steps=[])
+    report["environment"]["cpu_affinity"] = [0, 1]
+    rng = random.Random(seed)
+    for r in report["results"]:
+        if r["status"] != "measured":
+            continue
+        p50 = r["latency"]["p50_ms"] * (slower or {}).get(r["variant"], 1.0)
+        samples = [p50 * (1 + rng.gauss(0, noise)) for _ in range(100)]
+        r["latency"] = summarize(samples, r["batch"])
+        r["samples_ms"] = samples
+    return report
+
+
+def test_reads_schema_1_and_same_report_passes() -> None:
+    base = load_report(V1)
+    result = compare_reports(base, copy.deepcopy(base))
+    assert result["passed"] and len(result["checks"]) == 4 + 8 + 8  # accuracy, latency and RSS checks
+    assert any("schema-1 report stores no latency samples" in n for n in result["notes"])
+
+
+def test_noise_alone_passes_a_real_slowdown_fails() -> None:
+    assert validate_report(_v2()) == []
+    quiet = compare_reports(_v2(seed=1), _v2(seed=2, noise=0.15))
+    assert quiet["passed"], [c["message"] for c in quiet["checks"] if not c["passed"]]
+    slow = compare_reports(_v2(seed=1), _v2(seed=2, slower={"int8-dynamic": 1.4}))
+    failed = [c for c in slow["checks"] if not c["passed"]]
+    assert {c["item"] for c in failed} == {"int8-dynamic cpu b1×s128", "int8-dynamic cpu b8×s128"}
+    assert "REGRESSION" in failed[0]["message"] and "(+39.0%;" in failed[0]["message"]
+    # a 12% slowdown that the noise cannot rule out does not fail at 10%
+    close = compare_reports(_v2(seed=1, noise=0.2), _v2(seed=2, noise=0.2, slower={"fp32-onnx": 1.12}))
+    assert close["passed"]
+
+
+def test_accuracy_drop_memory_growth_and_missing_variant_fail() -> None:
+    base, new = _v2(), _v2()
+    new["variants"]["int8-static"]["accuracy"] -= 0.02
+    new["results"][1]["memory"]["peak_rss_mb"] *= 1.3
+    del new["variants"]["int8-dynamic"]
+    new["results"] = [r for r in new["results"] if r["variant"] != "int8-dynamic"]
+    result = compare_reports(base, new, Thresholds(max_accuracy_drop=0.01))
+    failed = {(c["item"], c["metric"]) for c in result["checks"] if not c["passed"]}
+    assert ("int8-static", "accuracy") in failed and ("int8-dynamic", "variant") in failed
+    assert ("fp32-onnx cpu b1×s128", "peak RSS") in failed
+
+
+def test_refuses_other_machines_unless_allowed() -> None:
+    base, new = _v2(), _v2()
+    new["environment"]["cpu"].update(model="Intel Xeon", isa=["AVX2", "AVX-512F", "AVX-512 VNNI"], int8_vnni=True)
+    with pytest.raises(EnvironmentMismatch, match=r"'AMD EPYC' .* and NEW on 'Intel Xeon' .*VNNI yes"):
+        compare_reports(base, new)
+    assert compare_reports(base, new, allow_env_mismatch=True)["notes"][0].startswith("environment differs (allowed)")
+
+
+def test_thresholds_parse_and_bad_reports_are_clear(tmp_path: Path) -> None:
+    assert parse_fraction("10%") == pytest.approx(0.1) and parse_fraction("0.02") == 0.02
+    with pytest.raises(CompareError, match="not a number"):
+        parse_fraction("ten")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 9}))
+    with pytest.raises(CompareError, match="schema_version 9"):
+        load_report(bad)
+    broken = _v2()
+    del broken["results"][0]["latency"]["p50_ci95_ms"]
+    bad.write_text(json.dumps(broken))
+    with pytest.raises(CompareError, match="p50_ci95_ms"):
+        load_report(bad)
+
+
+def test_cli_exit_codes_table_and_junit(tmp_path: Path) -> None:
+    base, slow, other = tmp_path / "base.json", tmp_path / "slow.json", tmp_path / "other.json"
+    base.write_text(json.dumps(_v2(seed=1)))
+    slow.write_text(json.dumps(_v2(seed=2, slower={"fp32-onnx": 1.5})))
+    o = _v2()
+    o["environment"]["cpus_available"] = 8
+    other.write_text(json.dumps(o))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["compare", str(base), str(base)])
+    assert ok.exit_code == 0 and "| ok | int8-dynamic cpu b1×s128 | p50 latency |" in ok.output
+    junit = tmp_path / "compare.xml"
+    bad = runner.invoke(
+        cli, ["compare", str(base), str(slow), "--max-latency-regression", "10%", "--junit", str(junit)]
+    )
+    assert bad.exit_code == 1 and "FAIL fp32-onnx cpu b1×s128: p50" in bad.output
+    assert 'failures="2"' in junit.read_text()
+    env = runner.invoke(cli, ["compare", str(base), str(other)])
+    assert env.exit_code == 2 and "--allow-env-mismatch" in env.output and "8 CPUs" in env.output
