@@ -40,6 +40,8 @@ _STEP_CLASSES: dict[str, type[BaseModel]] = {kind: spec.config_cls for kind, spe
 Step = Annotated[Union[tuple(_STEP_CLASSES.values())], Field(discriminator="kind")]  # noqa: UP007
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_MAX_ROWS = 10**9  # far above any data set optkit reads into memory; keeps messages and arithmetic sane
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must be non-negative and fit their generators
 
 
 class ModelSpec(BaseModel):
@@ -59,9 +61,20 @@ class Splits(BaseModel):
     """Seeded, stratified split sizes: a fraction (0-1) of the filtered rows or an absolute row count."""
 
     model_config = _STRICT
-    train: float = Field(0.8, gt=0, description="Training rows (fraction or count).")
-    eval: float = Field(0.2, gt=0, description="Held-out evaluation rows (fraction or count).")
-    calibration: int = Field(256, ge=0, description="Rows drawn from the train split for static calibration.")
+    train: float = Field(0.8, gt=0, le=_MAX_ROWS, allow_inf_nan=False, description="Training rows (fraction or count).")
+    eval: float = Field(
+        0.2, gt=0, le=_MAX_ROWS, allow_inf_nan=False, description="Held-out evaluation rows (fraction or count)."
+    )
+    calibration: int = Field(
+        256, ge=0, le=_MAX_ROWS, description="Rows drawn from the train split for static calibration."
+    )
+
+    @field_validator("train", "eval")
+    @classmethod
+    def _fraction_or_count(cls, v: float) -> float:
+        if v >= 1 and v != int(v):
+            raise ValueError(f"{v} is neither a fraction below 1 nor a whole number of rows; use e.g. 0.8 or 800")
+        return v
 
     @model_validator(mode="after")
     def _fit(self) -> Splits:
@@ -91,6 +104,12 @@ class DataSpec(BaseModel):
     )
     max_length: int = Field(128, ge=8, le=4096, description="Tokenizer truncation length.")
     splits: Splits = Field(default_factory=Splits)
+
+    @model_validator(mode="after")
+    def _two_columns(self) -> DataSpec:
+        if self.text == self.label:
+            raise ValueError(f"text and label both name column {self.text!r}; they must be two different columns")
+        return self
 
 
 class Shape(BaseModel):
@@ -197,7 +216,7 @@ class Recipe(BaseModel):
 
     model_config = _STRICT
     name: str = Field(description="Report folder name: letters, digits, '-', '_' and '.'.")
-    seed: int = Field(42, description="Seed for splits, training and sampling.")
+    seed: int = Field(42, ge=0, le=SEED_MAX, description="Seed for splits, training and sampling.")
     model: ModelSpec
     data: DataSpec
     baseline: list[Step] = Field(

@@ -24,7 +24,7 @@ class FinetuneConfig(PassConfig):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with a linear warm-up.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (quick runs and tests).")
-    seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Training seed; default the recipe's seed.")
 
 
 @register_pass(FinetuneConfig, version=2, input_format="torch", output_format="torch", uses_data=True)
