@@ -65,6 +65,7 @@ def run_recipe(
     from optkit.evaluate.harness import evaluate_build
     from optkit.faults import pause_point
     from optkit.redact import redact
+    from optkit.reports.compression import sparsity_notes
     from optkit.reports.gates import check_gates
     from optkit.reports.markdown import render_markdown
     from optkit.runner import build_artifacts
@@ -121,7 +122,7 @@ def run_recipe(
         "steps": [asdict(s) for s in build.steps],
     }
     report["gates"] = check_gates(recipe, evaluation)
-    report["notes"] = _notes(report)
+    report["notes"] = _notes(report) + sparsity_notes(report)
     report["passed"] = all(g["passed"] for g in report["gates"])
 
     report = redact(report)  # no token from the environment or a recipe value reaches a report file

@@ -8,9 +8,11 @@ import pytest
 from pydantic import BaseModel
 
 from optkit import recipe as schema
+from optkit.passes.distill import DistillConfig, StudentSpec
 from optkit.passes.finetune import FinetuneConfig
 from optkit.passes.onnx_export import ExportConfig
 from optkit.passes.ort_quantize import QuantizeConfig
+from optkit.passes.prune import PruneConfig
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -26,6 +28,9 @@ MODELS = [
     FinetuneConfig,
     ExportConfig,
     QuantizeConfig,
+    PruneConfig,
+    DistillConfig,
+    StudentSpec,
 ]
 
 

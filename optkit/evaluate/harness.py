@@ -88,6 +88,7 @@ def evaluate_build(
             "eval_rows": len(splits.eval),
             **m,
             "agreement_with_baseline": agree,
+            "structure": _structure(build, cache, n),
         }
     cpu = cpu_flags()
     for n in names:
@@ -307,6 +308,19 @@ def _tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
+
+
+def _structure(build: BuildResult, cache: ArtifactCache, name: str) -> dict[str, Any] | None:
+    """Params, zeros, layers, heads and FFN width of the torch model a variant was built from.
+
+    An ONNX variant is described by its last torch ancestor: export and quantisation change
+    the encoding of the weights, not which weights exist.
+    """
+    from optkit.passes.registry import get_pass
+    from optkit.structure import describe_folder
+
+    torch_steps = [s for s in build.steps if s.variant == name and get_pass(s.kind).output_format == "torch"]
+    return describe_folder(cache.path(torch_steps[-1].key) if torch_steps else build.source.path)
 
 
 def _size_on_disk(art: Artifact) -> int:

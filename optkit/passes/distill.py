@@ -117,7 +117,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     teacher.to(device).eval()
     need_teacher_states = config.hidden_weight > 0 or config.attention_weight > 0
     with ctx.progress.task(f"{ctx.step}: teacher logits on {len(train_texts)} rows", total=len(train_texts)) as adv:
-        t_logits = teacher_logits(teacher, t_tok, train_texts, max_length, device, adv)
+        t_logits = teacher_logits(teacher, t_tok, train_texts, max_length, adv)
 
     temperature = config.temperature
 

@@ -8,9 +8,7 @@ from typing import Any
 __all__ = ["soft_kl", "teacher_logits"]
 
 
-def teacher_logits(
-    model: Any, tok: Any, texts: list[str], max_length: int, device: Any, advance: Callable[[int], Any]
-) -> Any:
+def teacher_logits(model: Any, tok: Any, texts: list[str], max_length: int, advance: Callable[[int], Any]) -> Any:
     """The teacher's logits for every row, computed once rather than every epoch, batched by length.
 
     Padding does not change a BERT-style model's logits (the attention mask hides it), so
@@ -21,6 +19,7 @@ def teacher_logits(
     lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__)
     out = torch.empty(len(texts), model.config.num_labels)
+    device = next(model.parameters()).device  # wherever the caller put the teacher (a GPU if there is one)
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(order), 64):

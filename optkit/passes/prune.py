@@ -215,7 +215,8 @@ def _recovery(model: Any, tok: Any, config: PruneConfig, ctx: PassContext, seed:
     t_logits = None
     if config.recovery_distill:
         with ctx.progress.task(f"{ctx.step}: teacher logits (unpruned)", total=len(train)) as adv:
-            t_logits = teacher_logits(model, tok, train.texts, max_length, PartialState().device, adv)
+            model.to(PartialState().device)  # recovery trains there anyway; the logits come faster
+            t_logits = teacher_logits(model, tok, train.texts, max_length, adv)
 
     def loss_fn(m: Any, batch: dict[str, Any]) -> Any:
         out = m(**{k: v for k, v in batch.items() if k != "idx"})

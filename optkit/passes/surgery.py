@@ -146,8 +146,11 @@ def gradient_importance(model: Any, batches: Iterable[dict[str, Any]]) -> tuple[
 
     layers = encoder_layers(model)
     dh = head_size(model)
-    head_masks = [torch.ones(lyr.attention.output.dense.in_features // dh, requires_grad=True) for lyr in layers]
-    ffn_masks = [torch.ones(lyr.output.dense.in_features, requires_grad=True) for lyr in layers]
+    device = next(model.parameters()).device  # after GPU recovery training the model lives there
+    head_masks = [
+        torch.ones(lyr.attention.output.dense.in_features // dh, device=device, requires_grad=True) for lyr in layers
+    ]
+    ffn_masks = [torch.ones(lyr.output.dense.in_features, device=device, requires_grad=True) for lyr in layers]
     hooks = []
     for lyr, hm, fm in zip(layers, head_masks, ffn_masks, strict=True):
         hooks.append(
@@ -162,7 +165,7 @@ def gradient_importance(model: Any, batches: Iterable[dict[str, Any]]) -> tuple[
     model.eval()  # no dropout: the scores should reflect the model as it will run
     try:
         for batch in batches:
-            loss = model(**batch).loss
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
             grads = torch.autograd.grad(loss, head_masks + ffn_masks)
             for s, g in zip(head_score + ffn_score, grads, strict=True):
                 s += g.abs()

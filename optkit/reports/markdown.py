@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.reports.compression import structure_markdown
+
 __all__ = ["render_markdown", "summary_table"]
 
 
@@ -64,6 +66,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    lines += structure_markdown(report)
     lines += _latency_detail(report)
     if report.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
