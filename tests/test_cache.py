@@ -70,3 +70,57 @@ def test_write_atomic_replaces_whole_files(tmp_path: Path) -> None:
     write_atomic(target, json.dumps({"v": 2}))
     assert json.loads(target.read_text()) == {"v": 2}
     assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+
+
+def test_leftovers_of_a_dead_process_are_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    dead = _dead_pid()
+    (tmp_path / f".tmp-{'a' * 16}-{dead}-12345678").mkdir()
+    (tmp_path / f".report.json.tmp-{dead}-12345678").write_text("half")
+    (tmp_path / ".trash-abc-12345678").mkdir()
+    live = tmp_path / f".tmp-{'b' * 16}-{os.getpid()}-12345678"
+    live.mkdir()
+    ArtifactCache(tmp_path)  # opening the cache sweeps
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".locks") == [live.name]
+
+
+def test_write_files_atomic_keeps_the_old_set_until_all_are_staged(tmp_path: Path) -> None:
+    from optkit.cache import write_files_atomic
+
+    a, b = tmp_path / "report.json", tmp_path / "report.md"
+    write_files_atomic({a: "old json", b: "old md"})
+
+    def interrupted() -> None:
+        assert a.read_text() == "old json" and b.read_text() == "old md"  # both new files staged, none replaced
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_files_atomic({a: "new json", b: "new md"}, before_replace=interrupted)
+    assert (a.read_text(), b.read_text()) == ("old json", "old md")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
+
+
+def test_a_second_builder_says_what_it_waits_for(tmp_path: Path) -> None:
+    import fcntl
+
+    cache, key, said = ArtifactCache(tmp_path), cache_key({"x": 9}), []
+    (tmp_path / ".locks").mkdir(exist_ok=True)
+    holder = open(tmp_path / ".locks" / f"{key[:32]}.lock", "a+")  # noqa: SIM115 - held across the call
+    holder.write("4242")
+    holder.flush()
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    import threading
+
+    threading.Timer(0.5, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+    _, built = cache.build(key, _make("x", []), on_wait=said.append)
+    holder.close()
+    assert built and said == ["pid 4242"]
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -1,0 +1,140 @@
+"""Kill a real ``optkit run`` subprocess with a real signal at every stage; nothing is lost.
+
+For each stage (fine-tune, export, quantisation, evaluation, report writing) and each signal
+(SIGINT as Ctrl-C, SIGKILL as the OOM killer or a power cut): the earlier report's bytes stay
+unchanged, no half-built cache entry is ever committed, and the same command run again
+completes, reusing every step that finished before the kill.
+
+Where the kill lands: fine-tune and evaluation are long enough on the tiny model to hit from
+outside, so the test waits for their progress line (training / latency, with ETA) on stderr.
+Export, quantisation and the report's final renames take milliseconds, so the run is paused
+there with the test-only hook ``OPTKIT_TEST_PAUSE_AT`` (see ``optkit/faults.py``): after the pass
+has written its files into the temporary folder, before the entry is committed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from optkit.api import run_recipe
+from optkit.cache import ArtifactCache
+
+_KINDS = ["finetune", "export", "quantize"]
+_TOKEN = "hf_" + "kIlLtEsT" * 4
+
+
+@pytest.fixture(scope="module")
+def finished(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One complete run: its workspace, its report folder and the report's bytes."""
+    root = tmp_path_factory.mktemp("kill")
+    recipe = copy.deepcopy(base_recipe)
+    recipe["baseline"] = [{"finetune": {"epochs": 16, "learning_rate": 3e-3, "batch_size": 8}}]
+    recipe["variants"] = {"fp32-onnx": [{"export": {}}], "int8-dynamic": [{"export": {}}, {"quantize": {}}]}
+    recipe["report"] = {"formats": ["json", "md"]}
+    recipe["model"]["revision"] = _TOKEN  # a token pasted into the wrong field must not reach any file
+    path = root / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_TOKEN", _TOKEN)
+        outcome = run_recipe(path, output=root / "out", workspace=root / "ws")
+    keys = {s["kind"]: s["key"] for s in outcome.report["steps"]}
+    return {"root": root, "recipe": recipe, "keys": keys}
+
+
+def test_no_token_in_reports_or_cache(finished: dict[str, Any]) -> None:
+    written = [*(finished["root"] / "out").rglob("*"), *(finished["root"] / "ws").rglob("*.json")]
+    assert written and not [p for p in written if p.is_file() and _TOKEN.encode() in p.read_bytes()]
+    report = json.loads((finished["root"] / "out" / "tiny" / "report.json").read_text())
+    assert report["recipe"]["model"]["revision"] == "<redacted>"
+    assert report["source_model"]["trust_remote_code"] is False  # recorded, and off unless the recipe sets it
+
+
+def _wait_for(proc: subprocess.Popen[str], marker: str, timeout: float = 900.0) -> str:
+    """Read stderr until a line containing ``marker``; return everything read."""
+    assert proc.stderr is not None
+    seen, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if marker in line:
+            return seen
+    raise AssertionError(f"never saw {marker!r}; stderr so far:\n{seen}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("stage", ["finetune", "export", "quantize", "evaluate", "report"])
+def test_a_killed_run_loses_nothing_and_the_rerun_completes(
+    finished: dict[str, Any], stage: str, sig: signal.Signals, tmp_path: Path
+) -> None:
+    ws, out = tmp_path / "ws", tmp_path / "out"
+    shutil.copytree(finished["root"] / "ws", ws)
+    shutil.copytree(finished["root"] / "out", out)
+    report = out / "tiny" / "report.json"
+    before = {p.name: p.read_bytes() for p in report.parent.iterdir()}
+
+    recipe = copy.deepcopy(finished["recipe"])
+    rebuilt = _KINDS[_KINDS.index(stage) :] if stage in _KINDS else []
+    for kind in rebuilt:  # what the killed run has to build; steps before it stay cached
+        shutil.rmtree(ws / "cache" / finished["keys"][kind])
+    env = dict(os.environ)
+    if stage == "finetune":
+        marker = "training:"  # the plain-text progress line (with ETA) at 25 %
+    elif stage == "evaluate":
+        recipe["evaluate"]["latency"]["runs"] = 4000  # long enough to be caught mid-way
+        marker = "latency"
+    else:
+        env["OPTKIT_TEST_PAUSE_AT"] = stage
+        marker = f"paused at {stage}"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+
+    cmd = [sys.executable, "-m", "optkit", "run", str(path), "--workspace", str(ws), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = _wait_for(proc, marker)
+    if stage == "evaluate":
+        assert "eta" in seen.splitlines()[-1]  # long steps show progress and an ETA
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    err = seen + err
+
+    assert "Traceback" not in err
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        where = {"evaluate": "evaluation", "report": "report writing"}.get(stage, f"{stage}")
+        assert f"interrupted during {where}" in err.splitlines()[-1] or f"] {where}" in err, err
+        assert "Run the same command again to resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert {p.name: p.read_bytes() for p in report.parent.iterdir() if not p.name.startswith(".")} == before
+
+    cache = ArtifactCache(ws / "cache")  # opening it sweeps what the killed process left behind
+    for kind in rebuilt:
+        assert not cache.path(finished["keys"][kind]).exists(), f"half-built {kind} entry was committed"
+    assert not [p for p in (ws / "cache").iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+
+    again = run_recipe(path, output=out, workspace=ws)  # the same command, run again
+    status = {s["kind"]: s["status"] for s in again.report["steps"] if s["status"] != "shared"}
+    assert status == {k: ("built" if k in rebuilt else "cached") for k in _KINDS}
+    fresh = json.loads(report.read_text())
+    assert fresh["started"] == again.report["started"] and len(fresh["variants"]) == 3
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.json", "report.md"]  # no temp files left
