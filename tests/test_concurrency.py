@@ -36,13 +36,20 @@ def test_two_runs_on_one_workspace_both_finish_and_share_the_cache(base_recipe: 
     ws = tmp_path / "ws"
 
     a = _start(first, ws, tmp_path / "out-a", {**os.environ, "OPTKIT_TEST_PAUSE_AT": "export:8"})
-    assert a.stderr is not None
-    for line in a.stderr:  # a holds the export entry's lock from here for 8 s
-        if "paused at export" in line:
-            break
-    b = _start(second, ws, tmp_path / "out-b", dict(os.environ))
-    _, err_b = b.communicate(timeout=900)
-    _, err_a = a.communicate(timeout=900)
+    b = None
+    try:
+        assert a.stderr is not None
+        for line in a.stderr:  # a holds the export entry's lock from here for 8 s
+            if "paused at export" in line:
+                break
+        b = _start(second, ws, tmp_path / "out-b", dict(os.environ))
+        _, err_b = b.communicate(timeout=900)
+        _, err_a = a.communicate(timeout=900)
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert a.returncode == 0 and b.returncode == 0, (err_a, err_b)
     assert "waiting for pid" in err_b and "which is building the same cache entry" in err_b, err_b
 

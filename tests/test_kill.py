@@ -110,11 +110,16 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
 
     cmd = [sys.executable, "-m", "optkit", "run", str(path), "--workspace", str(ws), "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    seen = _wait_for(proc, marker)
+    try:
+        seen = _wait_for(proc, marker)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # a failed wait must not leave a paused run behind
+            proc.kill()
+            proc.wait()
     if stage == "evaluate":
         assert "eta" in seen.splitlines()[-1]  # long steps show progress and an ETA
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=300)
     err = seen + err
 
     assert "Traceback" not in err
