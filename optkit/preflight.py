@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["check_head", "check_inputs", "memory_demands"]
+__all__ = ["check_head", "check_inputs", "check_surgery", "memory_demands"]
 
 
 def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_memory: int | None = None) -> None:
@@ -39,6 +39,7 @@ def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_mem
             f"classes {splits.label_names}; make them equal"
         )
     _check_calibration_samples(recipe, splits)
+    check_surgery(recipe, config)
     check_memory(memory_demands(recipe, config, splits, weights_bytes(source.path)), available_memory)
 
 
@@ -66,6 +67,44 @@ def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
             f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
             f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
         )
+
+
+def check_surgery(recipe: Recipe, config: dict[str, Any]) -> None:
+    """Layer indices, widths and head counts that prune and distill name must exist in the model they
+    act on; walked through each chain so a typo fails now, not after the fine-tune."""
+    for name in ["baseline", *recipe.variants]:
+        layers = int(config.get("num_hidden_layers") or 0)
+        ffn = int(config.get("intermediate_size") or 0)
+        heads = int(config.get("num_attention_heads") or 0)
+        if not layers:
+            return  # not a BERT-style config: the passes themselves say what they support
+        for i, step in enumerate(recipe.chain(name)):
+            where = f"{'baseline' if i < len(recipe.baseline) else f'variants.{name}'}[{i}]"
+            student = getattr(step, "student", None)
+            if step.kind == "distill" and student is not None and student.model is None:
+                fields = {
+                    "layers": (max(student.layers or [0]), layers - 1, "layer index"),
+                    "intermediate_size": (student.intermediate_size or 0, ffn, "FFN width"),
+                    "num_attention_heads": (student.num_attention_heads or 0, heads, "heads per layer"),
+                }
+                for field, (asked, limit, what) in fields.items():
+                    if asked > limit:
+                        raise RecipeError(
+                            f"{where}.distill.student.{field}: {what} {asked} does not exist in the teacher "
+                            f"(it has {layers} layers, FFN {ffn}, {heads} heads); use at most {limit}"
+                        )
+                layers = len(student.layers) if student.layers else layers
+                ffn, heads = student.intermediate_size or ffn, student.num_attention_heads or heads
+            elif step.kind == "distill":
+                return  # another model from here on: its shapes are only known once it is loaded
+            elif step.kind == "prune" and step.method == "structured" and step.drop_layers:
+                bad = [x for x in step.drop_layers if not 0 <= x < layers]
+                if bad or len(set(step.drop_layers)) >= layers:
+                    raise RecipeError(
+                        f"{where}.prune.drop_layers: {list(step.drop_layers)} must name distinct layers in "
+                        f"0..{layers - 1} and leave at least one"
+                    )
+                layers -= len(set(step.drop_layers))
 
 
 def _check_calibration_samples(recipe: Recipe, splits: Splits) -> None:
