@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,9 @@ def test_html_and_junit_reports(first_run) -> None:  # type: ignore[no-untyped-d
     root, _, _ = first_run
     page = (root / "reports" / "tiny" / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.count("<svg") >= 3
-    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # nothing to fetch
+    fetches = re.findall(r"""(?:src|href)\s*=\s*["']?(?!#|data:)[a-z]+:|url\((?!#|data:)|@import""", page)
+    assert not fetches  # nothing to fetch: no external src/href, url() or @import
+    assert "https://" not in page and "http://" not in page.replace("http://www.w3.org/", "")
     assert "<script" not in page and "cuda: not measured: CUDAExecutionProvider not available" in page
     assert "Why is it fast or slow?" in page and "AVX2" in page
     xml = (root / "reports" / "tiny" / "gates.xml").read_text()

@@ -7,6 +7,7 @@ nothing measured to draw, so the HTML can say so instead of showing an empty fra
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from optkit.reports.pareto import pareto_front
@@ -37,7 +38,9 @@ def _svg(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    # matplotlib's RDF metadata block only names namespaces and a timestamp; dropping it keeps the
+    # page free of URLs and the same figures byte-identical.
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
 
 
 def _pyplot() -> Any:
