@@ -235,6 +235,13 @@ def compare_reports(
                         f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
                     )
                 )
+    for label, report in (("BASE", base), ("NEW", new)):
+        noisy = [r for r in report["results"] if (r.get("latency") or {}).get("noisy")]
+        if noisy:
+            notes.append(
+                f"{label} has {len(noisy)} noisy row(s) (robust CV above 0.10): a busy machine slows every variant "
+                f"alike, which reads as a regression here; rerun on a quiet machine or compare the speed-ups"
+            )
     if approx:
         notes.append(
             "a schema-1 report stores no latency samples: its 95% CI of the median is the normal approximation "

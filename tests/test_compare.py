@@ -53,6 +53,7 @@ def test_noise_alone_passes_a_real_slowdown_fails() -> None:
     # a 12% slowdown that the noise cannot rule out does not fail at 10%
     close = compare_reports(_v2(seed=1, noise=0.2), _v2(seed=2, noise=0.2, slower={"fp32-onnx": 1.12}))
     assert close["passed"]
+    assert any(n.startswith("NEW has 8 noisy row(s)") for n in close["notes"])
 
 
 def test_accuracy_drop_memory_growth_and_missing_variant_fail() -> None:
