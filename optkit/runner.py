@@ -90,7 +90,9 @@ def build_artifacts(
                 if force:
                     cache.invalidate(key)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
-                ctx = PassContext(out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress)
+                ctx = PassContext(
+                    out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress, cache=cache
+                )
                 check_disk(cache.root, 2 * weights_bytes(artifact.path), f"{label} (cache entry {key[:12]})")
                 try:
                     meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts), _waiting(progress, label))

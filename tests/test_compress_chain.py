@@ -57,6 +57,7 @@ def test_report_describes_what_each_compression_removed(runs) -> None:  # type: 
     notes = [n for n in first.report["notes"] if n.startswith("sparse:")]
     assert len(notes) == 1 and "no speed-up or memory saving is expected" in notes[0]
     assert "measured" in notes[0]  # the measured ratio is stated beside the caveat
+    assert len(list((root / "ws" / "cache").glob("teacher-logits-*.json"))) == 1  # one teacher, one pass over it
     md = (root / "reports" / "tiny-compress" / "report.md").read_text()
     assert "## Model structure" in md and "| sparse | " in md
 

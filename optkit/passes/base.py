@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from optkit.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
+    from optkit.cache import ArtifactCache
     from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
@@ -57,3 +58,4 @@ class PassContext:
     splits: Callable[[], Splits]  # loaded lazily: export and dynamic quantisation need no data
     progress: Progress = field(default_factory=SilentProgress)
     meta: dict[str, Any] = field(default_factory=dict)  # what the pass measured; stored in meta.json
+    cache: ArtifactCache | None = None  # for derived data worth sharing between passes (teacher logits)

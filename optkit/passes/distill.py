@@ -94,7 +94,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     from accelerate.utils import set_seed
 
     from optkit.passes.finetune import load_for_classification
-    from optkit.passes.kd import soft_kl, teacher_logits
+    from optkit.passes.kd import soft_kl, train_logits
     from optkit.passes.training import planned_steps, train_classifier
     from optkit.structure import describe_model
 
@@ -116,8 +116,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     device = PartialState().device
     teacher.to(device).eval()
     need_teacher_states = config.hidden_weight > 0 or config.attention_weight > 0
-    with ctx.progress.task(f"{ctx.step}: teacher logits on {len(train_texts)} rows", total=len(train_texts)) as adv:
-        t_logits = teacher_logits(teacher, t_tok, train_texts, max_length, adv)
+    t_logits = train_logits(src, teacher, t_tok, max_length, ctx)[torch.tensor(train_idx, dtype=torch.long)]
 
     temperature = config.temperature
 
@@ -186,6 +185,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     if val_texts:
         acc = _accuracy(student, s_tok, val_texts, val_labels, max_length)
         history.append({"epoch": round(result.epochs, 2), "step": result.steps, "heldout_accuracy": round(acc, 4)})
+        ctx.progress.log(f"  end of training: held-out accuracy {acc:.4f}")
         if acc < best["acc"] and best["state"] is not None:
             student.load_state_dict(best["state"])
             ctx.progress.log(f"  kept epoch {best['epoch']} (held-out {best['acc']:.4f} > final {acc:.4f})")

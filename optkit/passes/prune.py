@@ -91,7 +91,7 @@ def prune(src: Artifact, config: PruneConfig, ctx: PassContext) -> Artifact:
     model, tok = load_for_classification(src, splits.label_names, ctx)
     before = describe_model(model)
     max_length = config.max_length or ctx.recipe.data.max_length
-    recover = _recovery(model, tok, config, ctx, seed, max_length) if config.recovery_epochs else None
+    recover = _recovery(src, model, tok, config, ctx, seed, max_length) if config.recovery_epochs else None
 
     if config.method == "structured" and config.drop_layers:
         n = len(surgery.encoder_layers(model))
@@ -203,20 +203,21 @@ def _importance_batches(
     return out
 
 
-def _recovery(model: Any, tok: Any, config: PruneConfig, ctx: PassContext, seed: int, max_length: int) -> Any:
+def _recovery(
+    src: Artifact, model: Any, tok: Any, config: PruneConfig, ctx: PassContext, seed: int, max_length: int
+) -> Any:
     """A closure that trains ``model`` for its share of ``recovery_epochs``; teacher logits are taken now,
     from the unpruned model, before any pruning."""
     from accelerate import PartialState
 
-    from optkit.passes.kd import soft_kl, teacher_logits
+    from optkit.passes.kd import soft_kl, train_logits
     from optkit.passes.training import planned_steps, train_classifier
 
     train = ctx.splits().train
     t_logits = None
     if config.recovery_distill:
-        with ctx.progress.task(f"{ctx.step}: teacher logits (unpruned)", total=len(train)) as adv:
-            model.to(PartialState().device)  # recovery trains there anyway; the logits come faster
-            t_logits = teacher_logits(model, tok, train.texts, max_length, adv)
+        model.to(PartialState().device)  # recovery trains there anyway; the logits come faster
+        t_logits = train_logits(src, model, tok, max_length, ctx)  # from the unpruned model
 
     def loss_fn(m: Any, batch: dict[str, Any]) -> Any:
         out = m(**{k: v for k, v in batch.items() if k != "idx"})
