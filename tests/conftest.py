@@ -20,6 +20,18 @@ NEGATIVE = ["bad", "awful", "boring", "dull", "messy", "weak", "tedious", "stale
 FILLER = ["the", "movie", "film", "was", "a", "plot", "and", "acting", "story", "really", "very", "it"]
 
 
+def restore_sigint() -> None:
+    """``preexec_fn`` for subprocesses that a test interrupts: give them Ctrl-C back.
+
+    A test runner started as a background job of a non-interactive shell (``cmd &``, as some CI
+    wrappers do) ignores SIGINT, its children inherit that, and Python only turns SIGINT into
+    KeyboardInterrupt when it is not ignored at start-up.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     rows = []

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import restore_sigint
+
 
 def test_sigint_during_finetune_keeps_nothing_and_rerun_completes(
     recipe_dict: dict[str, Any],
@@ -21,7 +23,7 @@ def test_sigint_during_finetune_keeps_nothing_and_rerun_completes(
     path = write_recipe(recipe_dict)
     ws, out = tmp_path / "ws", tmp_path / "reports"
     cmd = [sys.executable, "-m", "optkit", "run", str(path), "--workspace", str(ws), "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_sigint)
     assert proc.stderr is not None
     for line in proc.stderr:  # wait until training has started
         if "finetune key" in line:

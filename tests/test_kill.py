@@ -31,6 +31,7 @@ import yaml
 
 from optkit.api import run_recipe
 from optkit.cache import ArtifactCache
+from tests.conftest import restore_sigint
 
 _KINDS = ["finetune", "export", "quantize"]
 _TOKEN = "hf_" + "kIlLtEsT" * 4
@@ -109,7 +110,9 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
     path.write_text(yaml.safe_dump(recipe))
 
     cmd = [sys.executable, "-m", "optkit", "run", str(path), "--workspace", str(ws), "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_sigint
+    )
     try:
         seen = _wait_for(proc, marker)
         proc.send_signal(sig)
