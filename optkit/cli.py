@@ -138,6 +138,7 @@ def compare(
     junit: Path | None,
 ) -> None:
     """Compare report BASE with report NEW; exit 1 on a regression beyond thresholds and noise."""
+    from optkit.cache import write_atomic
     from optkit.compare import (
         EnvironmentMismatch,
         Thresholds,
@@ -146,7 +147,7 @@ def compare(
         parse_fraction,
         render_comparison,
     )
-    from optkit.reports.junit import checks_junit
+    from optkit.reports.junit import compare_junit
 
     with _errors(ctx):
         limits = Thresholds(
@@ -163,16 +164,7 @@ def compare(
     for note in result["notes"]:
         click.echo(f"note: {note}")
     if junit:
-        checks = [
-            {
-                "classname": f"optkit.compare.{c['item']}",
-                "name": c["metric"],
-                "passed": c["passed"],
-                "message": c["message"],
-            }
-            for c in result["checks"]
-        ]
-        junit.write_text(checks_junit(f"optkit compare {base.name} {new.name}", checks))
+        write_atomic(junit, compare_junit(result, f"optkit compare {base.name} {new.name}"))
     failed = [c for c in result["checks"] if not c["passed"]]
     for c in failed:
         click.echo(f"FAIL {c['message']}", err=True)

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["checks_junit", "gates_junit"]
+__all__ = ["checks_junit", "compare_junit", "gates_junit"]
 
 
 def checks_junit(suite: str, checks: Iterable[dict[str, Any]], *, timestamp: str | None = None) -> str:
@@ -45,3 +45,17 @@ def gates_junit(report: dict[str, Any]) -> str:
         for g in report["gates"]
     ]
     return checks_junit(f"optkit gates: {name}", checks, timestamp=report.get("finished"))
+
+
+def compare_junit(result: dict[str, Any], title: str) -> str:
+    """``optkit compare``'s checks as JUnit XML: class ``optkit.compare.<item>``, test name the metric."""
+    checks = [
+        {
+            "classname": f"optkit.compare.{c['item']}",
+            "name": c["metric"],
+            "passed": c["passed"],
+            "message": c["message"],
+        }
+        for c in result["checks"]
+    ]
+    return checks_junit(title, checks)
