@@ -17,14 +17,15 @@ from __future__ import annotations
 import copy
 import json
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -63,23 +64,47 @@ def test_no_token_in_reports_or_cache(finished: dict[str, Any]) -> None:
     assert report["source_model"]["trust_remote_code"] is False  # recorded, and off unless the recipe sets it
 
 
-def _wait_for(proc: subprocess.Popen[str], marker: str, timeout: float = 900.0) -> str:
-    """Read stderr until a line containing ``marker``; return everything read."""
-    assert proc.stderr is not None
-    seen, deadline = "", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        if not ready:
-            if proc.poll() is not None:
+class _StderrTail:
+    """Collect a subprocess's stderr on a thread, so waiting for a line never misses one.
+
+    ``select`` on the pipe plus ``readline`` is not enough: ``readline`` may pull several lines
+    into Python's buffer, and ``select`` then reports nothing more to read while the line we
+    want sits in that buffer (a paused run writes nothing else, so the wait never ends).
+    """
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.text = ""
+        self._thread = threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, marker: str, timeout: float = 300.0) -> str:
+        """Return everything read up to and including the first line containing ``marker``."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if line is None:
                 break
-            continue
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
-        if marker in line:
-            return seen
-    raise AssertionError(f"never saw {marker!r}; stderr so far:\n{seen}")
+            self.text += line
+            if marker in line:
+                return self.text
+        raise AssertionError(f"never saw {marker!r}; stderr so far:\n{self.text}")
+
+    def rest(self, timeout: float = 300.0) -> str:
+        """Everything the process wrote, once its stderr has closed."""
+        self._thread.join(timeout)
+        while not self._lines.empty():
+            self.text += self._lines.get() or ""
+        return self.text
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
@@ -111,19 +136,20 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
 
     cmd = [sys.executable, "-m", "optkit", "run", str(path), "--workspace", str(ws), "-o", str(out)]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_sigint
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore_sigint
     )
+    tail = _StderrTail(proc)
     try:
-        seen = _wait_for(proc, marker)
+        seen = tail.wait_for(marker)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
+        err = tail.rest()
     finally:
         if proc.poll() is None:  # a failed wait must not leave a paused run behind
             proc.kill()
             proc.wait()
     if stage == "evaluate":
         assert "eta" in seen.splitlines()[-1]  # long steps show progress and an ETA
-    err = seen + err
 
     assert "Traceback" not in err
     if sig == signal.SIGINT:
