@@ -125,11 +125,29 @@ def memory_demands(recipe: Recipe, config: dict[str, Any], splits: Splits, weigh
     for where, step in _steps(recipe):
         if step.kind == "finetune":
             seq = getattr(step, "max_length", None) or max_length
-            need = training_bytes(dims, step.batch_size, seq, weights)  # type: ignore[attr-defined]
-            demands.append((f"{where}.batch_size", f"training at batch {step.batch_size} x {seq} tokens", need))  # type: ignore[attr-defined]
+            need = training_bytes(dims, step.batch_size, seq, weights)
+            demands.append((f"{where}.batch_size", f"training at batch {step.batch_size} x {seq} tokens", need))
+        if step.kind == "distill":
+            seq = step.max_length or max_length
+            bs = step.batch_size
+            # The teacher stays loaded beside the student; with hidden/attention losses it also runs
+            # forward every step. The student is bounded by the teacher's size (a cut of it).
+            need = weights + training_bytes(dims, bs, seq, weights)
+            if step.hidden_weight or step.attention_weight:
+                need += forward_bytes(dims, bs, seq) + dims.layers * 4 * bs * seq * (dims.hidden + dims.heads * seq)
+            demands.append((f"{where}.batch_size", f"distillation at batch {bs} x {seq} tokens", need))
+        if step.kind == "prune" and (
+            step.recovery_epochs or (step.method, step.importance) == ("structured", "gradient")
+        ):
+            seq = step.max_length or max_length
+            bs = step.recovery_batch_size
+            need = training_bytes(dims, bs, seq, weights)  # gradient importance and recovery both run backward
+            demands.append(
+                (f"{where}.recovery_batch_size", f"pruning's backward passes at batch {bs} x {seq} tokens", need)
+            )
         if step.kind == "quantize" and getattr(step, "mode", None) == "static":
-            texts = splits.calibration.texts[: step.calibration_samples or len(splits.calibration)]  # type: ignore[attr-defined]
-            need = 2 * weights + calibration_bytes(dims, texts, max_length, step.calibration_batch_size)  # type: ignore[attr-defined]
+            texts = splits.calibration.texts[: step.calibration_samples or len(splits.calibration)]
+            need = 2 * weights + calibration_bytes(dims, texts, max_length, step.calibration_batch_size)
             demands.append(
                 (
                     f"{where}.calibration_samples",

@@ -492,6 +492,28 @@ CASES: list[tuple[str, str, Setup, str]] = [
         r"variants\.int8-static\[1\]\.quantize\.calibration_samples: static calibration over 16 rows .* needs about",
     ),
     (
+        "memory-distill",
+        "distill at batch 4096 x 4096 tokens",
+        _validate(
+            lambda env: env.with_(
+                "variants.student",
+                [{"distill": {"student": {"layers": [0]}, "batch_size": 4096, "max_length": 4096}}, {"export": {}}],
+            )
+        ),
+        r"variants\.student\[0\]\.distill\.batch_size: distillation at batch 4096 x 4096 tokens needs about .* TB",
+    ),
+    (
+        "memory-prune",
+        "gradient-importance prune at batch 4096 x 4096 tokens",
+        _validate(
+            lambda env: env.with_(
+                "variants.pruned",
+                [{"prune": {"heads": 0.5, "recovery_batch_size": 4096, "max_length": 4096}}, {"export": {}}],
+            )
+        ),
+        r"variants\.pruned\[0\]\.prune\.recovery_batch_size: pruning's backward passes at batch 4096 x 4096",
+    ),
+    (
         "disk-full",
         "1 MB free disk (simulated), run",
         _run(_full_disk),
