@@ -1,11 +1,13 @@
 """Command line: parse, call ``optkit.api``, print. No logic lives here.
 
-Exit codes: 0 ok, 1 a gate failed, 2 bad input (recipe, model, data, files), 130 interrupted.
+Exit codes: 0 ok, 1 a gate failed, 2 bad input (recipe, model, data, files), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM, e.g. a cancelled CI job): both stop at a safe point and say how to resume.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -236,22 +238,45 @@ def bench(
 
 
 class _errors:
-    """Turn OptkitError into a clean message + exit code; Ctrl-C into a resume hint."""
+    """Turn OptkitError into a clean message + exit code; Ctrl-C and SIGTERM into a resume hint.
+
+    SIGTERM (a cancelled CI job, ``kill``, ``docker stop``) takes the Ctrl-C path: Python's default
+    would end the process on the spot, skipping the cleanup that keeps the cache and reports whole
+    and the message that says where the run stopped. The handler is restored on exit, so a command
+    invoked in-process (tests, notebooks) leaves the caller's handler as it was.
+    """
 
     def __init__(self, ctx: click.Context) -> None:
         self.debug = bool(ctx.obj and ctx.obj.get("debug"))
+        self.terminated = False
+        self._previous: object = None
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.terminated = True
+        raise KeyboardInterrupt
 
     def __enter__(self) -> None:
-        return None
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: signals cannot be handled here anyway
+            self._previous = None
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
         if exc is None:
             return False
+        code, prefix = (143, "terminated (SIGTERM): ") if self.terminated else (130, "")
         if isinstance(exc, KeyboardInterrupt):
-            click.echo("\ninterrupted: finished steps are cached; run the same command again to resume", err=True)
-            sys.exit(130)
+            click.echo(
+                f"\n{prefix}interrupted: finished steps are cached; run the same command again to resume", err=True
+            )
+            sys.exit(code)
+        if isinstance(exc, OptkitError) and exc.exit_code == 130:
+            click.echo(f"{prefix}{exc}", err=True)
+            sys.exit(code)
         if isinstance(exc, OptkitError) and not self.debug:
-            click.echo(f"{'' if exc.exit_code == 130 else 'error: '}{exc}", err=True)
+            click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         return False
 

@@ -1,9 +1,10 @@
 """Kill a real ``optkit run`` subprocess with a real signal at every stage; nothing is lost.
 
 For each stage (fine-tune, export, quantisation, evaluation, report writing) and each signal
-(SIGINT as Ctrl-C, SIGKILL as the OOM killer or a power cut): the earlier report's bytes stay
-unchanged, no half-built cache entry is ever committed, and the same command run again
-completes, reusing every step that finished before the kill.
+(SIGINT as Ctrl-C, SIGKILL as the OOM killer or a power cut; SIGTERM, as from a cancelled CI
+job, at three stages): the earlier report's bytes stay unchanged, no half-built cache entry is
+ever committed, and the same command run again completes, reusing every step that finished
+before the kill.
 
 Where the kill lands: fine-tune and evaluation are long enough on the tiny model to hit from
 outside, so the test waits for their progress line (training / latency, with ETA) on stderr.
@@ -107,8 +108,12 @@ class _StderrTail:
         return self.text
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-@pytest.mark.parametrize("stage", ["finetune", "export", "quantize", "evaluate", "report"])
+_STAGES = ["finetune", "export", "quantize", "evaluate", "report"]
+_CASES = [(stage, sig) for sig in (signal.SIGINT, signal.SIGKILL) for stage in _STAGES]
+_CASES += [(stage, signal.SIGTERM) for stage in ("finetune", "export", "evaluate")]  # SIGTERM takes Ctrl-C's path
+
+
+@pytest.mark.parametrize(("stage", "sig"), _CASES, ids=[f"{stage}-{sig.name}" for stage, sig in _CASES])
 def test_a_killed_run_loses_nothing_and_the_rerun_completes(
     finished: dict[str, Any], stage: str, sig: signal.Signals, tmp_path: Path
 ) -> None:
@@ -152,8 +157,9 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
         assert "eta" in seen.splitlines()[-1]  # long steps show progress and an ETA
 
     assert "Traceback" not in err
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130, err
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
+        assert ("terminated (SIGTERM)" in err) == (sig == signal.SIGTERM), err
         where = {"evaluate": "evaluation", "report": "report writing"}.get(stage, f"{stage}")
         assert f"interrupted during {where}" in err.splitlines()[-1] or f"] {where}" in err, err
         assert "Run the same command again to resume" in err
