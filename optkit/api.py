@@ -60,6 +60,22 @@ def run_recipe(
         >>> outcome.passed
         True
     """
+    from optkit.cache import release_holds
+
+    try:
+        return _run_recipe(path, output, workspace, force, progress, strict_providers)
+    finally:
+        release_holds()  # the run no longer reads its cache entries: another process may --force them
+
+
+def _run_recipe(
+    path: str | Path,
+    output: str | Path,
+    workspace: str | Path,
+    force: bool,
+    progress: Progress | None,
+    strict_providers: bool,
+) -> RunOutcome:
     from optkit.cache import ArtifactCache, write_files_atomic
     from optkit.envinfo import collect_environment
     from optkit.evaluate.harness import evaluate_build

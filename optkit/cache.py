@@ -7,6 +7,10 @@ never trusted. A lock file per key keeps two processes from building the same en
 the second one says what it is waiting for, then finds the entry built and reuses it. Temporary
 folders and files left by a killed process (SIGKILL skips every cleanup) are swept once their
 process is gone.
+
+A process that uses an entry (built, or found cached) holds a shared "in use" lock on it until
+``release_holds()``; ``--force`` in another process needs that lock exclusively to drop the entry,
+so it is refused with a clear error instead of deleting files a running evaluation still opens.
 """
 
 from __future__ import annotations
@@ -21,14 +25,30 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from optkit.errors import CacheError
 from optkit.redact import redact
 
-__all__ = ["ArtifactCache", "cache_key", "file_sha256", "sweep_stale_temps", "write_atomic", "write_files_atomic"]
+__all__ = [
+    "ArtifactCache",
+    "cache_key",
+    "file_sha256",
+    "release_holds",
+    "sweep_stale_temps",
+    "write_atomic",
+    "write_files_atomic",
+]
 
 META = "meta.json"
+_HELD: dict[Path, IO[str]] = {}  # this process's shared "in use" locks, by lock file (any ArtifactCache)
+
+
+def release_holds() -> None:
+    """Let other processes ``--force`` the entries this process used (the end of a run)."""
+    for fh in _HELD.values():
+        fh.close()  # closing the file releases its flock
+    _HELD.clear()
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -173,6 +193,7 @@ class ArtifactCache:
         with self._lock(key, on_wait):
             meta = self.lookup(key)
             if meta is not None:
+                self._hold(key)  # under the build lock: no --force can slip in between
                 return meta, False
             tmp = self.root / f".tmp-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
@@ -189,11 +210,26 @@ class ArtifactCache:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            self._hold(key)
             return meta, True
 
-    def invalidate(self, key: str) -> None:
-        """Drop an entry (``--force``); building it again starts from scratch."""
-        with self._lock(key):
+    def invalidate(self, key: str, what: str = "") -> None:
+        """Drop an entry (``--force``); building it again starts from scratch.
+
+        Refused while another process uses the entry: deleting it would break that run midway.
+        """
+        own = _HELD.pop(self._use_file(key), None)
+        if own is not None:
+            own.close()
+        with self._lock(key), open(self._use_file(key), "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CacheError(
+                    f"--force: cache entry {key[:12]}{f' ({what})' if what else ''} in {str(self.root)!r} is in use "
+                    "by another optkit process; wait for it to finish, or run without --force, or use another "
+                    "--workspace"
+                ) from None
             self._discard(self.path(key))
 
     def read_json(self, name: str) -> Any | None:
@@ -212,6 +248,17 @@ class ArtifactCache:
         with contextlib.suppress(OSError):
             os.replace(entry, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def _use_file(self, key: str) -> Path:
+        (self.root / ".locks").mkdir(exist_ok=True)
+        return (self.root / ".locks" / f"{key[:32]}.use").resolve()  # one spelling per file for _HELD
+
+    def _hold(self, key: str) -> None:
+        path = self._use_file(key)
+        if path not in _HELD:
+            fh = open(path, "a+")  # noqa: SIM115 - kept open on purpose: the lock lives as long as the file
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            _HELD[path] = fh
 
     @contextlib.contextmanager
     def _lock(self, key: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:

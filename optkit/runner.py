@@ -88,7 +88,7 @@ def build_artifacts(
                 meta, status = seen[key], "shared"
             else:
                 if force:
-                    cache.invalidate(key)
+                    cache.invalidate(key, label)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
                 ctx = PassContext(
                     out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress, cache=cache

@@ -124,3 +124,45 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_force_is_refused_while_another_process_uses_the_entry(tmp_path: Path) -> None:
+    """A run that found an entry keeps it until it ends; --force elsewhere must not delete it under it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from optkit.cache import release_holds
+    from optkit.errors import CacheError
+
+    cache, key = ArtifactCache(tmp_path), cache_key({"x": "in use"})
+    cache.build(key, _make("v1", []))
+    release_holds()  # as at the end of this process's run
+    user = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from optkit.cache import ArtifactCache
+        meta, built = ArtifactCache(Path({str(tmp_path)!r})).build({key!r}, lambda out: {{}})
+        print("using", built, flush=True)
+        sys.stdin.readline()  # until the test lets go
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", user], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "using False\n"  # reused, not rebuilt
+        with pytest.raises(
+            CacheError, match=r"^--force: cache entry \w{12} \(baseline\[0\] finetune\) in .* is in use"
+        ):
+            cache.invalidate(key, "baseline[0] finetune")
+        assert (cache.path(key) / "model.bin").read_text() == "v1"  # untouched
+    finally:
+        proc.communicate("done\n", timeout=60)
+    cache.invalidate(key)  # the other run has ended: now it goes
+    assert not cache.path(key).exists()
+
+
+def test_a_process_may_force_what_it_used_itself(tmp_path: Path) -> None:
+    cache, key, calls = ArtifactCache(tmp_path), cache_key({"x": "mine"}), []
+    cache.build(key, _make("v1", calls))  # held by this process from here
+    cache.invalidate(key)
+    cache.build(key, _make("v2", calls))
+    assert calls == ["v1", "v2"] and (cache.path(key) / "model.bin").read_text() == "v2"
