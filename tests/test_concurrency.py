@@ -1,7 +1,7 @@
 """Two ``optkit run`` processes on one workspace: one builds, the other waits and says so, both finish.
 
-The first process is held inside its export (test hook, 8 s) while it owns that entry's lock,
-so the second one is sure to meet the lock; without the hook the overlap would be down to luck.
+The first process is held inside its export (test hook) while it owns that entry's lock, until
+the second one says it is waiting for it; without the hook the overlap would be down to luck.
 A second recipe with a different name shares the same cache and reuses what the first built.
 """
 
@@ -35,15 +35,26 @@ def test_two_runs_on_one_workspace_both_finish_and_share_the_cache(base_recipe: 
     second.write_text(yaml.safe_dump(other))
     ws = tmp_path / "ws"
 
-    a = _start(first, ws, tmp_path / "out-a", {**os.environ, "OPTKIT_TEST_PAUSE_AT": "export:8"})
+    resume = tmp_path / "resume-a"
+    hold = {"OPTKIT_TEST_PAUSE_AT": "export:600", "OPTKIT_TEST_RESUME_FILE": str(resume)}
+    a = _start(first, ws, tmp_path / "out-a", {**os.environ, **hold})
     b = None
     try:
         assert a.stderr is not None
-        for line in a.stderr:  # a holds the export entry's lock from here for 8 s
+        for line in a.stderr:  # a holds the export entry's lock from here until `resume` exists
             if "paused at export" in line:
                 break
         b = _start(second, ws, tmp_path / "out-b", dict(os.environ))
-        _, err_b = b.communicate(timeout=900)
+        assert b.stderr is not None
+        err_b = ""
+        for line in b.stderr:
+            err_b += line
+            if "waiting for pid" in line:  # b has met a's lock: let a go on
+                resume.touch()
+                break
+        resume.touch()  # whatever b printed, a must not stay paused
+        _, more_b = b.communicate(timeout=900)
+        err_b += more_b
         _, err_a = a.communicate(timeout=900)
     finally:
         for proc in (a, b):
