@@ -253,6 +253,7 @@ class _errors:
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self.terminated = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a repeated SIGTERM must not cut the cleanup short
         raise KeyboardInterrupt
 
     def __enter__(self) -> None:
