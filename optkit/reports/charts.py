@@ -61,6 +61,7 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(shapes), figsize=(5.2 * len(shapes), 4.0), squeeze=False)
     variants = report["variants"]
+    labels: list[tuple[Any, dict[str, tuple[float, float]]]] = []
     for ax, (b, s) in zip(axes[0], shapes, strict=True):
         rows = measured_rows(report, provider, b, s)
         points = {
@@ -73,27 +74,44 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
             continue
         front = pareto_front(points)
         ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color=_FRONT, lw=1.2, zorder=1)
-        for k, (n, (lat, acc)) in enumerate(sorted(points.items(), key=lambda kv: kv[1])):
+        for n, (lat, acc) in points.items():
             on = n in front
             lo, hi = rows[n]["latency"].get("p50_ci95_ms", [lat, lat])
             ax.errorbar(lat, acc, xerr=[[lat - lo], [hi - lat]], fmt="none", ecolor="#888", lw=1, zorder=2)
             ax.scatter(
                 lat, acc, s=90 if on else 50, color=_FRONT if on else _OTHER, marker="*" if on else "o", zorder=3
             )
-            ax.annotate(
-                n + (" (front)" if on else ""),
-                (lat, acc),
-                textcoords="offset points",
-                xytext=(6, 6 + 11 * (k % 3)),
-                fontsize=9,
-            )
         ax.set_xlabel(f"p50 latency, ms (b{b}×s{s}, {provider}); bar: 95% CI")
         ax.set_ylabel("accuracy (eval split)")
         ax.set_title(f"accuracy vs latency, b{b}×s{s}")
         ax.grid(alpha=0.3)
         ax.margins(x=0.25, y=0.25)
-    fig.tight_layout()
+        labels.append((ax, {n + (" (front)" if n in front else ""): xy for n, xy in points.items()}))
+    fig.tight_layout()  # before labelling: it moves the axes, and with them the points' screen positions
+    for ax, named in labels:
+        _label_points(fig, ax, named)
     return _svg(fig)
+
+
+def _label_points(fig: Any, ax: Any, named: dict[str, tuple[float, float]]) -> None:
+    """Label each point beside it, moving a label up or down until it overlaps no label placed before.
+
+    Variants often sit close together (two int8 flavours at nearly the same latency and accuracy);
+    fixed offsets then print one name over the other.
+    """
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text, xy in sorted(named.items(), key=lambda kv: kv[1]):
+        for dy in (4, -14, 16, -26, 28, -38, 40, -50):
+            label = ax.annotate(text, xy, textcoords="offset points", xytext=(7, dy), fontsize=9)
+            box = label.get_window_extent(renderer).padded(1)
+            if not any(box.overlaps(p) for p in placed):
+                break
+            label.remove()
+        else:
+            label = ax.annotate(text, xy, textcoords="offset points", xytext=(7, 4), fontsize=9)
+            box = label.get_window_extent(renderer)
+        placed.append(box)
 
 
 def size_memory_svg(report: dict[str, Any], provider: str) -> str | None:
