@@ -183,6 +183,7 @@ def _interrupted(stage: str, build: Any, out_dir: Path) -> Exception:
 
 def _notes(report: dict[str, Any]) -> list[str]:
     """Plain-language explanations a deployment engineer would otherwise have to dig for."""
+    from optkit.evaluate.contention import busy_note
     from optkit.evaluate.explain import slow_int8_hint
 
     notes = []
@@ -206,6 +207,16 @@ def _notes(report: dict[str, Any]) -> list[str]:
                 f"{name} on {provider}: quantised ONNX on GPU providers is often slower than fp32 (the CUDA EP runs "
                 f"QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so a "
                 f"dynamic-quantised model ({mode}) needs mode: static there."
+            )
+    busy_shapes: dict[str, str] = {}  # one note per timing window, not per variant in it
+    for r in report["results"]:
+        where = f"{r['provider']} b{r['batch']}×s{r['seq']}"
+        busy = busy_note(r.get("contention"))
+        if busy and where not in busy_shapes:
+            busy_shapes[where] = busy
+            notes.append(
+                f"latency at {where}: {busy}, so its milliseconds are slower than on a quiet machine; the "
+                f"speed-ups within this run stay comparable (all variants were timed interleaved, in the same window)."
             )
     for r in report["results"]:
         lat = r.get("latency") or {}

@@ -42,6 +42,7 @@ def bench_model(
     """
     from optkit.api import REPORT_SCHEMA_VERSION
     from optkit.envinfo import available_cpus, collect_environment, cpu_flags
+    from optkit.evaluate.contention import watch_other_cpu
     from optkit.evaluate.explain import explain_onnx
     from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
     from optkit.evaluate.latency import summarize, time_interleaved
@@ -98,7 +99,11 @@ def bench_model(
             on_gpu = ort_name in GPU_PROVIDERS
             run = io_binding_runner(session, feed, "cuda") if on_gpu else (lambda f=feed, s=session: s.run(None, f))
             timing: dict[str, Any] = {}
-            with progress.task(f"latency {provider} b{shape.batch}×s{shape.seq}", total=lat.runs) as advance:
+            contention: dict[str, Any] = {}
+            with (
+                progress.task(f"latency {provider} b{shape.batch}×s{shape.seq}", total=lat.runs) as advance,
+                watch_other_cpu(contention),
+            ):
                 samples = time_interleaved(
                     {name: run},
                     warmup=lat.warmup,
@@ -117,6 +122,8 @@ def bench_model(
                 io_binding=on_gpu,
                 speedup_vs_reference=1.0,
             )
+            if contention:
+                row["contention"] = contention
             if memory:
                 row["memory"] = measure_peak_rss(
                     path, "onnx", shape.batch, shape.seq, threads=threads, provider=ort_name

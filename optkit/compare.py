@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS = (1, 2)
+_BUSIER_BY = 0.15  # NEW's timing window had this much more of the CPUs taken by others than BASE's
 
 
 class CompareError(OptkitError):
@@ -204,6 +205,7 @@ def compare_reports(
             verdict = (
                 f"REGRESSION: even the fastest reading of NEW is {beyond_noise * 100:+.1f}% vs the slowest of BASE"
             )
+            verdict += _busier(rb, rn)
         checks.append(
             _check(
                 _label(key),
@@ -255,6 +257,19 @@ def compare_reports(
         "notes": notes,
         "passed": all(c["passed"] for c in checks),
     }
+
+
+def _busier(rb: dict[str, Any], rn: dict[str, Any]) -> str:
+    """Why a regression may be the machine's: NEW was timed while others took much more of the CPUs."""
+    other_b = (rb.get("contention") or {}).get("other_cpu_share")
+    other_n = (rn.get("contention") or {}).get("other_cpu_share")
+    if other_n is None or other_n - (other_b or 0.0) <= _BUSIER_BY:
+        return ""
+    base = f"{other_b:.0%}" if other_b is not None else "not recorded"
+    return (
+        f"; but NEW was timed while other processes used {other_n:.0%} of the CPUs (BASE {base}), so this may be "
+        f"the machine rather than the model: rerun on a quiet machine before trusting it"
+    )
 
 
 def _check(

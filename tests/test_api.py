@@ -149,6 +149,8 @@ def test_report_matches_its_json_schema_and_records_placement_and_stats(first_ru
     row = next(r for r in report["results"] if r["variant"] == "int8-static" and r["provider"] == "cpu")
     lo, hi = row["latency"]["p50_ci95_ms"]
     assert lo <= row["latency"]["p50_ms"] <= hi and len(row["samples_ms"]) == 5
+    contention = row["contention"]  # how busy the machine was while this shape was timed
+    assert 0.0 <= contention["other_cpu_share"] <= 1.0 and contention["window_s"] > 0 and contention["cpus"] >= 1
     assert (
         row["placement"]["fallback_share"] == 0.0 and row["placement"]["session_providers"][0] == "CPUExecutionProvider"
     )

@@ -56,6 +56,21 @@ def test_noise_alone_passes_a_real_slowdown_fails() -> None:
     assert any(n.startswith("NEW has 8 noisy row(s)") for n in close["notes"])
 
 
+def test_a_regression_timed_on_a_busier_machine_says_so() -> None:
+    base, new = _v2(seed=1), _v2(seed=2, slower={"int8-dynamic": 1.4})
+    for report, share in ((base, 0.02), (new, 0.48)):
+        for r in report["results"]:
+            r["contention"] = {"other_cpu_share": share, "steal_share": 0.0, "window_s": 20.0, "cpus": 2}
+    assert validate_report(new) == []
+    failed = [c for c in compare_reports(base, new)["checks"] if not c["passed"]]
+    assert len(failed) == 2  # still a failure: the gate does not guess, it explains
+    assert "other processes used 48% of the CPUs (BASE 2%)" in failed[0]["message"]
+    for r in new["results"]:  # as busy as BASE: nothing to explain
+        r["contention"]["other_cpu_share"] = 0.05
+    failed = [c for c in compare_reports(base, new)["checks"] if not c["passed"]]
+    assert len(failed) == 2 and "other processes" not in failed[0]["message"]
+
+
 def test_accuracy_drop_memory_growth_and_missing_variant_fail() -> None:
     base, new = _v2(), _v2()
     new["variants"]["int8-static"]["accuracy"] -= 0.02

@@ -15,6 +15,7 @@ from typing import Any
 from optkit.cache import ArtifactCache, cache_key
 from optkit.envinfo import available_cpus, cpu_flags
 from optkit.errors import EvaluationError
+from optkit.evaluate.contention import watch_other_cpu
 from optkit.evaluate.explain import explain_onnx
 from optkit.evaluate.latency import summarize, time_interleaved
 from optkit.evaluate.memory import measure_peak_rss
@@ -176,9 +177,13 @@ def _measure_provider(
         inputs = _shape_inputs(build.artifacts, splits, shape)
         runners = {n: make(inputs[n]) for n, make in loaded.items()}
         timing: dict[str, Any] = {}
-        with progress.task(
-            f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} variants interleaved)", total=lat.runs
-        ) as advance:
+        contention: dict[str, Any] = {}
+        with (
+            progress.task(
+                f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} variants interleaved)", total=lat.runs
+            ) as advance,
+            watch_other_cpu(contention),
+        ):
             samples = time_interleaved(
                 runners,
                 warmup=lat.warmup,
@@ -197,6 +202,8 @@ def _measure_provider(
             row = _row(name, provider, shape, latency=stats[name], threads=threads, placement=placements.get(name))
             row["samples_ms"] = [round(x, 4) for x in samples[name]]
             row["warmup_runs"] = timing["warmup_runs"][name]
+            if contention:
+                row["contention"] = contention
             row["io_binding"] = _device(ort_name) != "cpu" and build.artifacts[name].format == "onnx"
             row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
             if recipe.evaluate.memory:
