@@ -237,6 +237,11 @@ def compare_reports(
                         f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
                     )
                 )
+    if any("likely the machine" in c["message"] for c in checks):
+        notes.append(
+            "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
+            "(recorded per row as contention.other_cpu_share): rerun NEW on a quiet machine before trusting them"
+        )
     for label, report in (("BASE", base), ("NEW", new)):
         noisy = [r for r in report["results"] if (r.get("latency") or {}).get("noisy")]
         if noisy:
@@ -266,10 +271,7 @@ def _busier(rb: dict[str, Any], rn: dict[str, Any]) -> str:
     if other_n is None or other_n - (other_b or 0.0) <= _BUSIER_BY:
         return ""
     base = f"{other_b:.0%}" if other_b is not None else "not recorded"
-    return (
-        f"; but NEW was timed while other processes used {other_n:.0%} of the CPUs (BASE {base}), so this may be "
-        f"the machine rather than the model: rerun on a quiet machine before trusting it"
-    )
+    return f"; but other processes used {other_n:.0%} of the CPUs while NEW was timed (BASE {base}): likely the machine"
 
 
 def _check(
