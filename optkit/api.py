@@ -208,12 +208,12 @@ def _notes(report: dict[str, Any]) -> list[str]:
                 f"QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so a "
                 f"dynamic-quantised model ({mode}) needs mode: static there."
             )
-    busy_shapes: dict[str, str] = {}  # one note per timing window, not per variant in it
+    busy_windows: set[str] = set()  # one note per timing window, not per variant in it
     for r in report["results"]:
         where = f"{r['provider']} b{r['batch']}×s{r['seq']}"
         busy = busy_note(r.get("contention"))
-        if busy and where not in busy_shapes:
-            busy_shapes[where] = busy
+        if busy and where not in busy_windows:
+            busy_windows.add(where)
             notes.append(
                 f"latency at {where}: {busy}, so its milliseconds are slower than on a quiet machine; the "
                 f"speed-ups within this run stay comparable (all variants were timed interleaved, in the same window)."

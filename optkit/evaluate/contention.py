@@ -68,7 +68,7 @@ def watch_other_cpu(record: dict[str, Any]) -> Iterator[None]:
 
 
 def busy_note(contention: dict[str, Any] | None) -> str | None:
-    """'other processes used 45% of the 2 CPUs (steal 3%)' when the window was busy, else None."""
+    """'other processes used 45% of the 2 CPUs while it was timed (host steal 3%)' when busy, else None."""
     if not contention or contention.get("other_cpu_share", 0.0) <= BUSY_SHARE:
         return None
     steal = contention.get("steal_share", 0.0)
