@@ -80,6 +80,7 @@ def _run_recipe(
     from optkit.envinfo import collect_environment
     from optkit.evaluate.harness import evaluate_build
     from optkit.faults import pause_point
+    from optkit.interrupts import check
     from optkit.redact import redact
     from optkit.reports.compression import sparsity_notes
     from optkit.reports.gates import check_gates
@@ -162,6 +163,7 @@ def _run_recipe(
         paths.append(out_dir / "gates.xml")
         files[paths[-1]] = gates_junit(report)
     try:
+        check()  # not after a Ctrl-C, even one Python swallowed: the old report stays
         write_files_atomic(files, before_replace=lambda: pause_point("report"))
     except KeyboardInterrupt:
         raise _interrupted("report writing", build, out_dir) from None

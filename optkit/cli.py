@@ -6,14 +6,17 @@ Exit codes: 0 ok, 1 a gate failed, 2 bad input (recipe, model, data, files), 130
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from optkit import __version__
+from optkit import __version__, interrupts
 from optkit.errors import OptkitError
 
 __all__ = ["main"]
@@ -238,36 +241,24 @@ def bench(
 
 
 class _errors:
-    """Turn OptkitError into a clean message + exit code; Ctrl-C and SIGTERM into a resume hint.
-
-    SIGTERM (a cancelled CI job, ``kill``, ``docker stop``) takes the Ctrl-C path: Python's default
-    would end the process on the spot, skipping the cleanup that keeps the cache and reports whole
-    and the message that says where the run stopped. The handler is restored on exit, so a command
-    invoked in-process (tests, notebooks) leaves the caller's handler as it was.
-    """
+    """Turn OptkitError into a clean message + exit code; Ctrl-C and SIGTERM into a resume hint."""
 
     def __init__(self, ctx: click.Context) -> None:
         self.debug = bool(ctx.obj and ctx.obj.get("debug"))
-        self.terminated = False
-        self._previous: object = None
-
-    def _on_sigterm(self, signum: int, frame: object) -> None:
-        self.terminated = True
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a repeated SIGTERM must not cut the cleanup short
-        raise KeyboardInterrupt
+        self._signals = interrupts.handling()
 
     def __enter__(self) -> None:
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: signals cannot be handled here anyway
-            self._previous = None
+        self._signals.__enter__()
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
-        if exc is None:
+        stop = interrupts.requested()
+        self._signals.__exit__(None, None, None)
+        code, prefix = (143, "terminated (SIGTERM): ") if stop == signal.SIGTERM else (130, "")
+        if exc is None or isinstance(exc, SystemExit):
+            if stop is not None:  # asked to stop, but nothing ran after that could act on it
+                click.echo(f"{prefix}interrupted as the command finished: its output was written in full", err=True)
+                sys.exit(code)
             return False
-        code, prefix = (143, "terminated (SIGTERM): ") if self.terminated else (130, "")
         if isinstance(exc, KeyboardInterrupt):
             click.echo(
                 f"\n{prefix}interrupted: finished steps are cached; run the same command again to resume", err=True
@@ -298,4 +289,25 @@ def _print_tables(report: dict, progress) -> None:  # type: ignore[no-untyped-de
 
 
 def main() -> None:
-    cli(prog_name="optkit")
+    """The ``optkit`` executable. An interrupted run leaves through ``os._exit`` once its message is out.
+
+    By then every cleanup has run (the step's temporary folder is gone, the old report is in
+    place). What is left is interpreter shutdown with torch and ONNX Runtime loaded, which can take
+    seconds, and in about one Ctrl-C test run in forty it ended the process by SIGINT (status -2)
+    instead of exit 130. Scripts and CI branch on the status, so it must be exact.
+    """
+    try:
+        cli(prog_name="optkit")
+    except SystemExit as e:
+        if e.code in (130, 143):
+            _exit_now(int(e.code))
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one unwinds
+        _exit_now(130)
+
+
+def _exit_now(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from optkit.interrupts import check
+
 __all__ = ["PAUSE_ENV", "RESUME_ENV", "pause_point"]
 
 PAUSE_ENV = "OPTKIT_TEST_PAUSE_AT"
@@ -35,6 +37,7 @@ def pause_point(stage: str) -> None:
     deadline = time.monotonic() + (float(seconds) if seconds else 3600.0)
     resume = os.environ.get(RESUME_ENV)
     while (left := deadline - time.monotonic()) > 0:
+        check()
         if resume and os.path.exists(resume):
             return
         time.sleep(min(left, 0.1))

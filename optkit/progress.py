@@ -10,6 +10,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
+from optkit.interrupts import check
+
 __all__ = ["Progress", "SilentProgress"]
 
 
@@ -56,6 +58,7 @@ class Progress:
             task_id = bar.add_task(description, total=total, info="")
 
             def advance(n: int = 1, info: str = "") -> None:
+                check()  # each step of a long task is a safe point to act on a Ctrl-C that Python swallowed
                 bar.update(task_id, advance=n, info=info)
 
             yield advance
@@ -67,6 +70,7 @@ class Progress:
         state = {"done": 0, "printed_at": start, "pct": 0}
 
         def advance(n: int = 1, info: str = "") -> None:
+            check()
             state["done"] += n
             now = time.perf_counter()
             pct = int(100 * state["done"] / max(total, 1))
@@ -97,4 +101,4 @@ class SilentProgress(Progress):
 
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Callable[..., None]]:
-        yield lambda n=1, info="": None
+        yield lambda n=1, info="": check()

@@ -19,6 +19,7 @@ from optkit.cache import ArtifactCache, cache_key
 from optkit.errors import OptkitError, PassError, RunInterrupted
 from optkit.faults import pause_point
 from optkit.guards import check_disk, weights_bytes
+from optkit.interrupts import check
 from optkit.passes.base import Artifact, PassConfig, PassContext
 from optkit.passes.registry import PassSpec, get_pass
 from optkit.preflight import check_inputs
@@ -95,6 +96,7 @@ def build_artifacts(
                 )
                 check_disk(cache.root, 2 * weights_bytes(artifact.path), f"{label} (cache entry {key[:12]})")
                 try:
+                    check()  # a Ctrl-C that Python swallowed during the previous step stops the run here
                     meta, built = cache.build(key, _maker(spec, step, artifact, ctx, parts), _waiting(progress, label))
                 except KeyboardInterrupt:
                     raise RunInterrupted(

@@ -1,0 +1,44 @@
+"""A Ctrl-C that Python swallows is raised again at the next safe point; SIGTERM follows the same path."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from optkit import interrupts
+from optkit.progress import SilentProgress
+
+
+class _Swallowed:
+    """A Ctrl-C landing in ``__del__`` (or a weakref callback) is printed as 'Exception ignored' and lost."""
+
+    def __del__(self) -> None:
+        interrupts._on_signal(signal.SIGINT, None)  # what the handler does when the signal lands here
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_swallowed_ctrl_c_is_raised_at_the_next_progress_step() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with interrupts.handling():
+        assert signal.getsignal(signal.SIGINT) is interrupts._on_signal
+        obj = _Swallowed()
+        del obj  # KeyboardInterrupt raised inside __del__: Python ignores it
+        assert interrupts.requested() == signal.SIGINT
+        with SilentProgress().task("training", total=10) as advance, pytest.raises(KeyboardInterrupt):
+            advance(1)
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
+
+
+def test_a_repeated_sigterm_does_not_cut_the_cleanup_short() -> None:
+    with interrupts.handling():
+        with pytest.raises(KeyboardInterrupt):
+            interrupts._on_signal(signal.SIGTERM, None)
+        interrupts._on_signal(signal.SIGTERM, None)  # ignored while the first one unwinds
+        assert interrupts.requested() == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C still gets out faster
+            interrupts._on_signal(signal.SIGINT, None)
+        assert interrupts.requested() == signal.SIGTERM  # the first signal decides the exit code
+    with interrupts.handling():
+        assert interrupts.requested() is None  # every command starts clean
+        interrupts.check()
