@@ -293,7 +293,7 @@ def main() -> None:
 
     By then every cleanup has run (the step's temporary folder is gone, the old report is in
     place). What is left is interpreter shutdown with torch and ONNX Runtime loaded, which can take
-    seconds, and in about one Ctrl-C test run in forty it ended the process by SIGINT (status -2)
+    seconds, and once in this project's CI it ended an interrupted run by SIGINT (status -2)
     instead of exit 130. Scripts and CI branch on the status, so it must be exact.
     """
     try:
