@@ -180,7 +180,7 @@ def compare_reports(
             notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
 
     rows_new = {_key(r): r for r in new["results"] if r["status"] == "measured"}
-    approx = False
+    approx, machine_suspects = False, 0
     for rb in base["results"]:
         if rb["status"] != "measured":
             continue
@@ -205,7 +205,9 @@ def compare_reports(
             verdict = (
                 f"REGRESSION: even the fastest reading of NEW is {beyond_noise * 100:+.1f}% vs the slowest of BASE"
             )
-            verdict += _busier(rb, rn)
+            busier = _busier(rb, rn)
+            verdict += busier
+            machine_suspects += bool(busier)
         checks.append(
             _check(
                 _label(key),
@@ -237,7 +239,7 @@ def compare_reports(
                         f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
                     )
                 )
-    if any("likely the machine" in c["message"] for c in checks):
+    if machine_suspects:
         notes.append(
             "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
             "(recorded per row as contention.other_cpu_share): rerun NEW on a quiet machine before trusting them"
