@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optkit.errors import unexpected_errors
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe, load_recipe
 
 if TYPE_CHECKING:
+    from optkit.runner import BuildResult
     from optkit.sources.data import Splits
 
 __all__ = ["REPORT_SCHEMA_VERSION", "RunOutcome", "run_recipe", "validate_recipe"]
@@ -76,15 +78,8 @@ def _run_recipe(
     progress: Progress | None,
     strict_providers: bool,
 ) -> RunOutcome:
-    from optkit.cache import ArtifactCache, write_files_atomic
-    from optkit.envinfo import collect_environment
+    from optkit.cache import ArtifactCache
     from optkit.evaluate.harness import evaluate_build
-    from optkit.faults import pause_point
-    from optkit.interrupts import check
-    from optkit.redact import redact
-    from optkit.reports.compression import sparsity_notes
-    from optkit.reports.gates import check_gates
-    from optkit.reports.markdown import render_markdown
     from optkit.runner import build_artifacts
 
     progress = progress or SilentProgress()
@@ -100,12 +95,35 @@ def _run_recipe(
             provider_status(provider, strict=True)
     build = build_artifacts(recipe, workspace, force=force, progress=progress)
     built_s = time.time() - started
+    out_dir = Path(output) / recipe.name
     try:
-        evaluation = evaluate_build(
-            recipe, build, ArtifactCache(workspace / "cache"), progress, strict_providers=strict_providers
-        )
+        with unexpected_errors("evaluation"):
+            evaluation = evaluate_build(
+                recipe, build, ArtifactCache(workspace / "cache"), progress, strict_providers=strict_providers
+            )
     except KeyboardInterrupt:
-        raise _interrupted("evaluation", build, Path(output) / recipe.name) from None
+        raise _interrupted("evaluation", build, out_dir) from None
+    with unexpected_errors("report writing"):
+        report = _assemble_report(recipe, str(path), recipe_text, started, built_s, build, evaluation)
+        paths = _write_reports(recipe, report, build, out_dir)
+    return RunOutcome(report=report, paths=paths)
+
+
+def _assemble_report(
+    recipe: Recipe,
+    path: str,
+    recipe_text: bytes,
+    started: float,
+    built_s: float,
+    build: BuildResult,
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """report.json's content: what was run, on what, with what results; secrets redacted."""
+    from optkit.envinfo import collect_environment
+    from optkit.redact import redact
+    from optkit.reports.compression import sparsity_notes
+    from optkit.reports.gates import check_gates
+
     splits = build.splits
     assert splits is not None
     report: dict[str, Any] = {
@@ -114,7 +132,7 @@ def _run_recipe(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "durations_s": {"build": round(built_s, 1), "total": round(time.time() - started, 1)},
-        "recipe_path": str(path),
+        "recipe_path": path,
         "recipe_sha256": hashlib.sha256(recipe_text).hexdigest(),
         "recipe": recipe.model_dump(mode="json"),
         "environment": collect_environment(evaluation["threads"]),
@@ -141,9 +159,16 @@ def _run_recipe(
     report["gates"] = check_gates(recipe, evaluation)
     report["notes"] = _notes(report) + sparsity_notes(report)
     report["passed"] = all(g["passed"] for g in report["gates"])
+    return redact(report)  # no token from the environment or a recipe value reaches a report file
 
-    report = redact(report)  # no token from the environment or a recipe value reaches a report file
-    out_dir = Path(output) / recipe.name
+
+def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, out_dir: Path) -> list[Path]:
+    """Render every format the recipe asks for and swap them in together: the old report stays whole until then."""
+    from optkit.cache import write_files_atomic
+    from optkit.faults import pause_point
+    from optkit.interrupts import check
+    from optkit.reports.markdown import render_markdown
+
     paths = []
     files: dict[Path, str] = {}  # staged together, renamed together: the old report stays whole until then
     if "json" in recipe.report.formats:
@@ -167,10 +192,10 @@ def _run_recipe(
         write_files_atomic(files, before_replace=lambda: pause_point("report"))
     except KeyboardInterrupt:
         raise _interrupted("report writing", build, out_dir) from None
-    return RunOutcome(report=report, paths=paths)
+    return paths
 
 
-def _interrupted(stage: str, build: Any, out_dir: Path) -> Exception:
+def _interrupted(stage: str, build: BuildResult, out_dir: Path) -> Exception:
     """Ctrl-C after the build: say where it stopped, what is kept, and how to resume."""
     from optkit.errors import RunInterrupted
 

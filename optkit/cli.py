@@ -1,7 +1,8 @@
 """Command line: parse, call ``optkit.api``, print. No logic lives here.
 
-Exit codes: 0 ok, 1 a gate failed, 2 bad input (recipe, model, data, files), 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM, e.g. a cancelled CI job): both stop at a safe point and say how to resume.
+Exit codes: 0 ok, 1 a gate failed or an unexpected error (a bug: one line, its traceback with --debug),
+2 bad input (recipe, model, data, files), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a
+cancelled CI job): both stop at a safe point and say how to resume.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NoReturn
 import click
 
 from optkit import __version__, interrupts
-from optkit.errors import OptkitError
+from optkit.errors import InternalError, OptkitError, describe_unexpected
 
 __all__ = ["main"]
 
@@ -270,6 +271,9 @@ class _errors:
         if isinstance(exc, OptkitError) and not self.debug:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        if isinstance(exc, Exception) and not self.debug:  # anything else is a bug: one line, not a traceback
+            click.echo(f"error: {describe_unexpected(exc)}", err=True)
+            sys.exit(InternalError.exit_code)
         return False
 
 

@@ -8,9 +8,11 @@ a bad recipe costs seconds, not a fine-tune.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optkit.errors import DataError, PassError, RecipeError
+from optkit.errors import DataError, ModelSourceError, PassError, RecipeError
 from optkit.guards import (
     ModelDims,
     calibration_bytes,
@@ -26,18 +28,20 @@ if TYPE_CHECKING:
     from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["check_head", "check_inputs", "check_surgery", "memory_demands"]
+__all__ = ["check_head", "check_inputs", "check_limits", "check_surgery", "memory_demands"]
 
 
 def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_memory: int | None = None) -> None:
     """Every model-and-data check; raises the first problem found as an ``OptkitError``."""
     config = read_model_config(source.path)
+    check_limits(recipe, source.path, config)
     check_head(recipe, config)
     if recipe.model.num_labels is not None and recipe.model.num_labels != len(splits.label_names):
         raise DataError(
             f"model.num_labels is {recipe.model.num_labels} but data.labels gives {len(splits.label_names)} "
             f"classes {splits.label_names}; make them equal"
         )
+    _check_head_size(recipe, config, splits)
     _check_calibration_samples(recipe, splits)
     check_surgery(recipe, config)
     check_memory(memory_demands(recipe, config, splits, weights_bytes(source.path)), available_memory)
@@ -55,8 +59,9 @@ def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
         )
     id2label = config.get("id2label") or {}
     names = [str(id2label[k]) for k in sorted(id2label, key=int)]
-    wanted = recipe.data.labels
-    if wanted and names and not all(n == f"LABEL_{i}" for i, n in enumerate(names)) and names != list(wanted):
+    wanted = recipe.data.label_names(recipe.data.label_values) if recipe.data.label_values else None
+    generic = all(n == f"LABEL_{i}" for i, n in enumerate(names))  # a head nobody named: any names fit
+    if wanted and len(names) == len(wanted) and not generic and names != wanted:
         raise PassError(
             f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
             f"reorder data.labels to {names}, or fine-tune the head (add '- finetune: {{}}' to the baseline)"
@@ -66,6 +71,94 @@ def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
         raise PassError(
             f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
             f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
+        )
+
+
+def check_limits(recipe: Recipe, model_dir: Path, config: dict[str, Any]) -> None:
+    """Input lengths within the model's positions and its tokenizer's ids within its vocabulary.
+
+    Past either limit nothing fails until ONNX Runtime or torch indexes out of range, minutes in
+    and deep in a traceback (an ``Add`` node in evaluation, for a latency shape too long).
+    """
+    limit, why = _length_limit(model_dir, config)
+    if limit is not None:
+        asked = [("data.max_length", recipe.data.max_length)]
+        asked += [(f"{where}.max_length", step.max_length) for where, step in _steps(recipe) if _length(step)]
+        asked += [(f"evaluate.shapes[{i}].seq", shape.seq) for i, shape in enumerate(recipe.evaluate.shapes)]
+        for field, length in asked:
+            if length > limit:
+                raise RecipeError(
+                    f"{field}: {length} tokens is longer than the model takes ({why}); use at most {limit}"
+                )
+    vocab = config.get("vocab_size")
+    top = _largest_token_id(model_dir)
+    if isinstance(vocab, int) and top is not None and top >= vocab:
+        raise ModelSourceError(
+            f"model.source {recipe.model.source!r}: its tokenizer gives token ids up to {top} but the model's "
+            f"vocabulary has {vocab} entries (config.json vocab_size); ids past it would fail in the embedding. "
+            f"Use the tokenizer saved with this model, or resize the embeddings and save the model again"
+        )
+
+
+# Models that number positions after the padding id (RoBERTa's create_position_ids_from_input_ids).
+_PADDING_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod", "mpnet"}
+
+
+def _length_limit(model_dir: Path, config: dict[str, Any]) -> tuple[int | None, str]:
+    """The longest input the model accepts and the file that says so; ``(None, '')`` when nothing states one."""
+    limits = []
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and config.get("position_embedding_type", "absolute") == "absolute":
+        usable = positions
+        if config.get("model_type") in _PADDING_OFFSET_MODELS:
+            usable -= int(config.get("pad_token_id") or 0) + 1
+        limits.append((usable, f"config.json max_position_embeddings is {positions}"))
+    stated = _read_json(model_dir / "tokenizer_config.json").get("model_max_length")
+    if isinstance(stated, int | float) and stated < 1e6:  # transformers writes 1e30 for 'no limit'
+        limits.append((int(stated), f"tokenizer_config.json model_max_length is {int(stated)}"))
+    if not limits:
+        return None, ""
+    return min(limits)
+
+
+def _largest_token_id(model_dir: Path) -> int | None:
+    """The highest id the saved tokenizer can emit, read from its files without loading it."""
+    tok = _read_json(model_dir / "tokenizer.json")
+    vocab = (tok.get("model") or {}).get("vocab")
+    ids = []
+    if isinstance(vocab, dict):
+        ids = [v for v in vocab.values() if isinstance(v, int)]
+    elif isinstance(vocab, list):  # Unigram: a list of [piece, score], ids by position
+        ids = [len(vocab) - 1] if vocab else []
+    elif (model_dir / "vocab.txt").is_file():
+        with (model_dir / "vocab.txt").open(encoding="utf-8") as fh:
+            ids = [sum(1 for _ in fh) - 1]
+    ids += [t["id"] for t in tok.get("added_tokens") or [] if isinstance(t.get("id"), int)]
+    return max(ids) if ids else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or unreadable: loading the tokenizer later says what is wrong with it
+    return data if isinstance(data, dict) else {}
+
+
+def _length(step: Any) -> int | None:
+    return getattr(step, "max_length", None)
+
+
+def _check_head_size(recipe: Recipe, config: dict[str, Any], splits: Splits) -> None:
+    """A head used as it is (no fine-tune) must have one output per class in the data."""
+    if any(s.kind == "finetune" for s in recipe.baseline):
+        return
+    n = len(config.get("id2label") or {}) or config.get("num_labels")
+    if n and n != len(splits.label_names):
+        raise DataError(
+            f"data.labels: the data has {len(splits.label_names)} classes {splits.label_names} but the model's "
+            f"head has {n} outputs and the baseline has no finetune step; set data.labels to {n} classes, or "
+            f"add '- finetune: {{}}' to the baseline to train a new head"
         )
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from optkit.errors import RecipeError
 from optkit.passes.ort_quantize import QuantizeConfig
 from optkit.passes.registry import list_passes
+from optkit.provider_names import ort_provider_name, unknown_provider_message
 
 __all__ = [
     "DataSpec",
@@ -96,14 +97,43 @@ class DataSpec(BaseModel):
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
     label: str = Field("label", description="Column holding the class label.")
-    labels: list[str] | None = Field(
+    labels: list[str] | dict[str, str] | None = Field(
         None,
         min_length=2,
-        description="Label values to keep, in id order; rows with other values are dropped. "
-        "Default: every distinct value, sorted.",
+        description="Label values to keep, in id order; rows with other values are dropped. Numbers match the "
+        "label column's values as text. A mapping ({0: negative, 1: positive}) also names them for the report "
+        "and the model's config. Default: every distinct value, sorted.",
     )
     max_length: int = Field(128, ge=8, le=4096, description="Tokenizer truncation length.")
     splits: Splits = Field(default_factory=Splits)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, v: Any) -> Any:
+        """YAML reads ``[0, 1]`` as integers; a label column read from CSV holds them as text too."""
+        if isinstance(v, list):
+            return [_label_text(x) for x in v]
+        if isinstance(v, dict):
+            return {_label_text(k): _label_text(name) for k, name in v.items()}
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, v: list[str] | dict[str, str] | None) -> list[str] | dict[str, str] | None:
+        names = list(v.values()) if isinstance(v, dict) else v
+        if names is not None and len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"label name(s) {twice} given twice; each class needs its own name")
+        return v
+
+    @property
+    def label_values(self) -> list[str] | None:
+        """The label column's values to keep, in id order (the keys of a mapping)."""
+        return None if self.labels is None else list(self.labels)
+
+    def label_names(self, values: list[str]) -> list[str]:
+        """Names for the report and the model's ``id2label``: a mapping's values, else the values themselves."""
+        return [self.labels[v] for v in values] if isinstance(self.labels, dict) else list(values)
 
     @model_validator(mode="after")
     def _two_columns(self) -> DataSpec:
@@ -168,6 +198,18 @@ class EvaluateSpec(BaseModel):
         description="Variant that speed-ups are measured against. Default: the first variant whose "
         "last step is export (fp32 ONNX).",
     )
+
+    @field_validator("providers")
+    @classmethod
+    def _providers_exist(cls, v: list[str]) -> list[str]:
+        """A name that is no provider fails here; a real one missing from this build is reported as not measured."""
+        for provider in v:
+            problem = unknown_provider_message(provider)
+            if problem:
+                raise ValueError(problem)
+        if len({ort_provider_name(p) for p in v}) != len(v):
+            raise ValueError(f"{v} names a provider twice; list each once")
+        return v
 
     @field_validator("shapes", mode="before")
     @classmethod
@@ -278,6 +320,15 @@ class Recipe(BaseModel):
         return list(self.baseline) + list(self.variants[variant])
 
 
+def _label_text(value: Any) -> Any:
+    """``1`` and ``1.0`` both read as ``'1'``: pandas gives an integer column with gaps as floats."""
+    if isinstance(value, bool):
+        return str(value)  # as pandas writes a boolean column's values: 'True' / 'False'
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, int | float) else value
+
+
 def _closest(word: str, options: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(options)}"
@@ -341,6 +392,7 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     except OSError as e:
         raise RecipeError(f"recipe file {str(path)!r} cannot be read: {e.strerror}") from None
     try:
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), path)
         raw = yaml.safe_load(text)  # safe loader: a recipe never constructs Python objects
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -352,6 +404,32 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
             f"{path}: a recipe is a YAML mapping with name, model, data and variants; got {type(raw).__name__}"
         )
     return recipe_from_dict(raw, source=str(path))
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:
+    """YAML keeps the last of two equal keys without a word, so a variant named twice would vanish."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, yaml.Mark] = {}
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "<<"
+            if name != "<<":  # a merge key ('<<: *defaults') may repeat by design
+                if name in first:
+                    a, b = first[name], key.start_mark
+                    lines = (
+                        f"line {a.line + 1} (columns {a.column + 1} and {b.column + 1})"
+                        if a.line == b.line
+                        else f"lines {a.line + 1} and {b.line + 1}"
+                    )
+                    inside = f" in {where}" if where else " at the top level"
+                    raise RecipeError(
+                        f"{path}: duplicate key {name!r}{inside} at {lines}; YAML would keep only the last one, "
+                        f"silently. Rename or remove one"
+                    )
+                first[name] = key.start_mark
+            _refuse_duplicate_keys(value, path, f"{where}.{name}" if where else name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, f"{where}[{i}]")
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:

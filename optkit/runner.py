@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
-from optkit.errors import OptkitError, PassError, RunInterrupted
+from optkit.errors import RunInterrupted, unexpected_errors
 from optkit.faults import pause_point
 from optkit.guards import check_disk, weights_bytes
 from optkit.interrupts import check
@@ -138,12 +138,8 @@ def _maker(
 
     def make(out_dir: Path) -> dict[str, Any]:
         ctx.out_dir = out_dir
-        try:
+        with unexpected_errors(f"{ctx.step} (input {artifact.key[:12]})"):
             spec.fn(artifact, step, ctx)
-        except OptkitError:
-            raise
-        except Exception as e:
-            raise PassError(f"{ctx.step} failed on input {artifact.key[:12]}: {type(e).__name__}: {e}") from e
         pause_point(step.kind)  # test hook: files written, entry not yet committed
         return {"key_inputs": parts, "format": spec.output_format, "pass_meta": ctx.meta}
 

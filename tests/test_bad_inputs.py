@@ -59,6 +59,12 @@ class Env:
             node[key] = value
         return self.write(data)
 
+    def without_num_labels(self) -> Env:
+        """The same inputs with model.num_labels unset, so the head is checked against the data alone."""
+        recipe = copy.deepcopy(self.recipe)
+        del recipe["model"]["num_labels"]
+        return Env(self.tmp, recipe, self.model_dir, self.csv, self.monkeypatch)
+
     def model_copy(self) -> Path:
         out = self.tmp / "model"
         shutil.copytree(self.model_dir, out)
@@ -151,6 +157,35 @@ def _no_finetune_with_head(labels: list[str]) -> Callable[[Env], Path]:
     return make
 
 
+def _shrink_vocab(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 20  # the tokenizer keeps its ~100 ids
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _model_max_length_64(env: Env) -> Path:
+    folder = env.model_copy()
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tok_config, "model_max_length": 64}))
+    recipe = copy.deepcopy(env.recipe)
+    recipe["model"]["source"] = str(folder)
+    recipe["baseline"][0]["finetune"]["max_length"] = 100
+    return env.write(recipe)
+
+
+def _duplicated(*lines: str) -> Callable[[Env], Path]:
+    """A recipe file whose first lines repeat a key; the rest is the valid tiny recipe minus those keys."""
+
+    def make(env: Env) -> Path:
+        top = {line.split(":")[0] for line in lines if not line.startswith(" ")}
+        rest = {k: v for k, v in env.recipe.items() if k not in top}
+        path = env.tmp / "recipe.yaml"
+        path.write_text("".join(lines) + yaml.safe_dump(rest, sort_keys=False))
+        return path
+
+    return make
+
+
 def _offline_hub(env: Env) -> Path:
     import huggingface_hub.constants as hc
 
@@ -165,6 +200,18 @@ def _low_memory(env: Env) -> Path:
 
     env.monkeypatch.setattr(optkit.guards, "available_memory", lambda: 64 * 2**10)  # as on a machine with 64 KB free
     return env.write()
+
+
+def _in_1gb(make: Callable[[Env], Path]) -> Callable[[Env], Path]:
+    """A load that fits the tiny model's 128 positions, on a machine with 1 GB free (simulated)."""
+
+    def with_1gb(env: Env) -> Path:
+        import optkit.guards
+
+        env.monkeypatch.setattr(optkit.guards, "available_memory", lambda: 2**30)
+        return make(env)
+
+    return with_1gb
 
 
 def _low_memory_calibration(env: Env) -> Path:
@@ -474,10 +521,78 @@ CASES: list[tuple[str, str, Setup, str]] = [
         r"variants\.int8-static\[1\]\.quantize\.calibration_samples: 64 rows asked, but the calibration split has 16",
     ),
     (
+        "shape-beyond-positions",
+        "latency shape longer than the model's positions",
+        _validate(lambda env: env.with_("evaluate.shapes", [{"batch": 1, "seq": 16}, {"batch": 1, "seq": 512}])),
+        r"evaluate\.shapes\[1\]\.seq: 512 tokens is longer than the model takes \(config\.json "
+        r"max_position_embeddings is 128\); use at most 128",
+    ),
+    (
+        "shape-beyond-positions-run",
+        "latency shape longer than the model's positions, run (nothing is built)",
+        _run(lambda env: env.with_("evaluate.shapes", [{"batch": 1, "seq": 129}])),
+        r"evaluate\.shapes\[0\]\.seq: 129 tokens is longer than the model takes .* use at most 128",
+    ),
+    (
+        "max-length-beyond-positions",
+        "data.max_length longer than the model's positions",
+        _validate(lambda env: env.with_("data.max_length", 256)),
+        r"data\.max_length: 256 tokens is longer than the model takes .* use at most 128",
+    ),
+    (
+        "step-max-length-beyond-positions",
+        "a fine-tune's max_length longer than the tokenizer's stated limit",
+        _validate(_model_max_length_64),
+        r"baseline\[0\]\.finetune\.max_length: 100 tokens is longer than the model takes \(tokenizer_config"
+        r"\.json model_max_length is 64\); use at most 64",
+    ),
+    (
+        "tokenizer-beyond-vocab",
+        "tokenizer ids past the model's vocabulary",
+        _validate(_model(_shrink_vocab)),
+        r"model\.source '.*': its tokenizer gives token ids up to \d+ but the model's vocabulary has 20 entries",
+    ),
+    (
+        "provider-not-a-provider",
+        "evaluate.providers names 'gpu'",
+        _validate(lambda env: env.with_("evaluate.providers", ["cpu", "gpu"])),
+        r"recipe\.yaml: evaluate\.providers: 'gpu' is not an execution provider; did you mean 'cuda'\?",
+    ),
+    (
+        "provider-typo",
+        "evaluate.providers names 'openvno'",
+        _validate(lambda env: env.with_("evaluate.providers", ["openvno"])),
+        r"evaluate\.providers: 'openvno' is not an execution provider; did you mean 'openvino'\?",
+    ),
+    (
+        "duplicate-top-key",
+        "the key 'seed' twice at the top level",
+        _validate(_duplicated("seed: 1\n", "name: tiny\n", "seed: 2\n")),
+        r"recipe\.yaml: duplicate key 'seed' at the top level at lines 1 and 3; YAML would keep only the last",
+    ),
+    (
+        "duplicate-variant",
+        "the variant 'int8-dynamic' twice",
+        _validate(_duplicated("variants:\n", "  int8-dynamic: [export]\n", "  int8-dynamic: [export, quantize]\n")),
+        r"recipe\.yaml: duplicate key 'int8-dynamic' in variants at lines 2 and 3",
+    ),
+    (
+        "duplicate-option",
+        "a pass option twice in one step",
+        _validate(_duplicated("variants:\n", "  q:\n", "    - quantize: {mode: dynamic, mode: static}\n")),
+        r"recipe\.yaml: duplicate key 'mode' in variants\.q\[0\]\.quantize at line 3 \(columns 18 and 33\)",
+    ),
+    (
+        "head-size",
+        "a 3-class head used without a fine-tune on 2-class data",
+        _validate(lambda env: _no_finetune_with_head(["rotten", "fresh", "plot"])(env.without_num_labels())),
+        r"data\.labels: the data has 2 classes \['rotten', 'fresh'\] but the model's head has 3 outputs",
+    ),
+    (
         "memory-shape",
-        "latency shape batch 4096 x seq 4096",
-        _validate(lambda env: env.with_("evaluate.shapes", [{"batch": 4096, "seq": 4096}])),
-        r"evaluate\.shapes\[0\]: a batch 4096 x seq 4096 forward pass needs about .* of memory, but .* is available",
+        "latency shape batch 4096 x seq 128 with 1 GB free (simulated)",
+        _validate(_in_1gb(lambda env: env.with_("evaluate.shapes", [{"batch": 4096, "seq": 128}]))),
+        r"evaluate\.shapes\[0\]: a batch 4096 x seq 128 forward pass needs about .* of memory, but .* is available",
     ),
     (
         "memory-training",
@@ -493,25 +608,29 @@ CASES: list[tuple[str, str, Setup, str]] = [
     ),
     (
         "memory-distill",
-        "distill at batch 4096 x 4096 tokens",
+        "distill at batch 4096 x 128 tokens with 1 GB free (simulated)",
         _validate(
-            lambda env: env.with_(
-                "variants.student",
-                [{"distill": {"student": {"layers": [0]}, "batch_size": 4096, "max_length": 4096}}, {"export": {}}],
+            _in_1gb(
+                lambda env: env.with_(
+                    "variants.student",
+                    [{"distill": {"student": {"layers": [0]}, "batch_size": 4096, "max_length": 128}}, {"export": {}}],
+                )
             )
         ),
-        r"variants\.student\[0\]\.distill\.batch_size: distillation at batch 4096 x 4096 tokens needs about .* TB",
+        r"variants\.student\[0\]\.distill\.batch_size: distillation at batch 4096 x 128 tokens needs about .* GB",
     ),
     (
         "memory-prune",
-        "gradient-importance prune at batch 4096 x 4096 tokens",
+        "gradient-importance prune at batch 4096 x 128 tokens with 1 GB free (simulated)",
         _validate(
-            lambda env: env.with_(
-                "variants.pruned",
-                [{"prune": {"heads": 0.5, "recovery_batch_size": 4096, "max_length": 4096}}, {"export": {}}],
+            _in_1gb(
+                lambda env: env.with_(
+                    "variants.pruned",
+                    [{"prune": {"heads": 0.5, "recovery_batch_size": 4096, "max_length": 128}}, {"export": {}}],
+                )
             )
         ),
-        r"variants\.pruned\[0\]\.prune\.recovery_batch_size: pruning's backward passes at batch 4096 x 4096",
+        r"variants\.pruned\[0\]\.prune\.recovery_batch_size: pruning's backward passes at batch 4096 x 128",
     ),
     (
         "disk-full",

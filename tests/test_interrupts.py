@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,8 +18,19 @@ class _Swallowed:
         interrupts._on_signal(signal.SIGINT, None)  # what the handler does when the signal lands here
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """Python's own Ctrl-C handler, whatever the suite inherited: under ``nohup`` or ``cmd &`` SIGINT starts
+    ignored, and ``handling()`` rightly leaves an ignored SIGINT alone (tested below)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_swallowed_ctrl_c_is_raised_at_the_next_progress_step() -> None:
+def test_a_swallowed_ctrl_c_is_raised_at_the_next_progress_step(sigint_as_in_a_terminal: None) -> None:
     before = signal.getsignal(signal.SIGINT)
     with interrupts.handling():
         assert signal.getsignal(signal.SIGINT) is interrupts._on_signal
@@ -42,3 +54,15 @@ def test_a_repeated_sigterm_does_not_cut_the_cleanup_short() -> None:
     with interrupts.handling():
         assert interrupts.requested() is None  # every command starts clean
         interrupts.check()
+
+
+def test_an_ignored_sigint_stays_ignored_and_sigterm_is_still_handled() -> None:
+    """``nohup`` and background jobs ignore SIGINT on purpose; a run started that way must not undo it."""
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.handling():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is interrupts._on_signal
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)

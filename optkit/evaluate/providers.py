@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import EvaluationError
+from optkit.provider_names import PROVIDER_NAMES, ort_provider_name
 
 __all__ = [
     "GPU_PROVIDERS",
@@ -32,23 +33,12 @@ __all__ = [
     "provider_status",
 ]
 
-PROVIDER_NAMES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-}
 GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"}
 CPU = "CPUExecutionProvider"
 
 # A variant whose share of nodes on the CPU fallback exceeds this is not reported as a figure
 # of the requested provider: most of its time is CPU time plus host-device copies.
 MAX_FALLBACK_SHARE = 0.5
-
-
-def ort_provider_name(provider: str) -> str:
-    """Recipe word (``cuda``) or raw ORT name (``CUDAExecutionProvider``) to the ORT name."""
-    return PROVIDER_NAMES.get(provider.lower(), provider)
 
 
 def provider_status(provider: str, *, strict: bool = False) -> str | None:

@@ -52,23 +52,24 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
     frame = frame[[spec.text, spec.label]].dropna()
     frame = frame[frame[spec.text].astype(str).str.strip() != ""]
-    values = frame[spec.label].astype(str)
-    label_names = list(spec.labels) if spec.labels else sorted(values.unique())
-    missing = [name for name in label_names if name not in set(values)]
+    values = _label_strings(frame[spec.label])
+    label_values = spec.label_values or sorted(values.unique())
+    missing = [value for value in label_values if value not in set(values)]
     if missing:
         found = ", ".join(sorted(values.unique())[:10])
         raise DataError(f"data.labels: {missing} never occur in column {spec.label!r} of {where} (found: {found})")
-    keep = values.isin(label_names)
+    keep = values.isin(label_values)
     frame, values = frame[keep], values[keep]
     if len(frame) == 0:
-        raise DataError(f"data.source: {where} has no rows with text and a label in {label_names}")
-    if len(label_names) < 2:
+        raise DataError(f"data.source: {where} has no rows with text and a label in {label_values}")
+    if len(label_values) < 2:
         raise DataError(
-            f"data.label: column {spec.label!r} of {where} has a single class {label_names}; need 2 or more"
+            f"data.label: column {spec.label!r} of {where} has a single class {label_values}; need 2 or more"
         )
+    label_names = spec.label_names(label_values)
 
     texts = frame[spec.text].astype(str).tolist()
-    label_ids = values.map({name: i for i, name in enumerate(label_names)}).astype(int).to_numpy()
+    label_ids = values.map({value: i for i, value in enumerate(label_values)}).astype(int).to_numpy()
     rng = np.random.default_rng(seed)
     n = len(texts)
     n_eval = _count(spec.splits.eval, n, "eval")
@@ -97,10 +98,22 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         "label": spec.label,
         "source": source_hash,
     }
+    if label_values != label_names:  # a mapping renamed them; unchanged otherwise, so existing caches still hit
+        cut["label_values"] = label_values
     fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
     counts = {name: int((label_ids == i).sum()) for i, name in enumerate(label_names)}
     info = {"source": where, "rows_used": n, "class_counts": counts, "source_sha256": source_hash}
     return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), label_names, fingerprint, info)
+
+
+def _label_strings(column: Any) -> Any:
+    """Label values as text, the way a recipe names them: an integer column with gaps reads as floats in
+    pandas (1.0), so whole floats are written as integers ('1')."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+        return column.astype("Int64").astype(str)
+    return column.astype(str)
 
 
 def read_table(spec: DataSpec) -> tuple[Any, str, str]:
