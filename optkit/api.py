@@ -157,7 +157,7 @@ def _assemble_report(
         "steps": [asdict(s) for s in build.steps],
     }
     report["gates"] = check_gates(recipe, evaluation)
-    report["notes"] = _notes(report) + sparsity_notes(report)
+    report["notes"] = _notes(recipe, report) + sparsity_notes(report)
     report["passed"] = all(g["passed"] for g in report["gates"])
     return redact(report)  # no token from the environment or a recipe value reaches a report file
 
@@ -208,33 +208,15 @@ def _interrupted(stage: str, build: BuildResult, out_dir: Path) -> Exception:
     )
 
 
-def _notes(report: dict[str, Any]) -> list[str]:
+def _notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
     """Plain-language explanations a deployment engineer would otherwise have to dig for."""
     from optkit.evaluate.contention import busy_note
-    from optkit.evaluate.explain import slow_int8_hint
 
     notes = []
-    for name, v in report["variants"].items():
-        quant = [s for s in v["chain"] if s["kind"] == "quantize"]
-        if not quant:
-            continue
-        mode = quant[-1]["mode"]
-        for r in report["results"]:
-            if r["variant"] != name or r["status"] != "measured" or r.get("speedup_vs_reference") is None:
-                continue
-            hint = slow_int8_hint(v["explain"], r["speedup_vs_reference"], r["provider"]) if "explain" in v else None
-            if hint:
-                notes.append(
-                    f"{name} ({mode} int8) vs {report['reference']} at {r['provider']} b{r['batch']}×s{r['seq']}: "
-                    f"{hint}. Reported as measured."
-                )
-        providers = {r["provider"] for r in report["results"] if r["variant"] == name and r["status"] == "measured"}
-        for provider in sorted(providers & {"cuda", "tensorrt", "CUDAExecutionProvider", "TensorrtExecutionProvider"}):
-            notes.append(
-                f"{name} on {provider}: quantised ONNX on GPU providers is often slower than fp32 (the CUDA EP runs "
-                f"QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so a "
-                f"dynamic-quantised model ({mode}) needs mode: static there."
-            )
+    for name in report["variants"]:
+        last_of_kind = {step.kind: step for step in recipe.chain(name)}  # a pass speaks once per variant
+        for step in last_of_kind.values():
+            notes += step.report_notes(name, report)
     busy_windows: set[str] = set()  # one note per timing window, not per variant in it
     for r in report["results"]:
         where = f"{r['provider']} b{r['batch']}×s{r['seq']}"

@@ -13,22 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optkit.errors import DataError, ModelSourceError, PassError, RecipeError
-from optkit.guards import (
-    ModelDims,
-    calibration_bytes,
-    check_memory,
-    forward_bytes,
-    training_bytes,
-    weights_bytes,
-)
-from optkit.passes.base import Artifact
+from optkit.guards import ModelDims, check_memory, forward_bytes, weights_bytes
+from optkit.passes.base import Artifact, MemoryDemand, Plan
+from optkit.passes.registry import list_passes
 from optkit.sources.model import read_model_config
 
 if TYPE_CHECKING:
     from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["check_head", "check_inputs", "check_limits", "check_surgery", "memory_demands"]
+__all__ = ["check_chains", "check_head", "check_inputs", "check_limits", "memory_demands"]
 
 
 def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_memory: int | None = None) -> None:
@@ -42,20 +36,20 @@ def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_mem
             f"classes {splits.label_names}; make them equal"
         )
     _check_head_size(recipe, config, splits)
-    _check_calibration_samples(recipe, splits)
-    check_surgery(recipe, config)
-    check_memory(memory_demands(recipe, config, splits, weights_bytes(source.path)), available_memory)
+    plan = Plan(config, weights_bytes(source.path), splits, recipe.data.max_length)
+    check_chains(recipe, plan)
+    check_memory(memory_demands(recipe, plan), available_memory)
 
 
 def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
     """Without a fine-tune in the baseline, the source must already carry a matching classifier head."""
-    if any(s.kind == "finetune" for s in recipe.baseline):
+    if any(s.trains_head for s in recipe.baseline):
         return
     archs = config.get("architectures") or []
     if not any(a.endswith("ForSequenceClassification") for a in archs):
         raise PassError(
             f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
-            f"and the baseline has no finetune step; add '- finetune: {{}}' to the baseline"
+            f"and the baseline has no step that trains one; add '- {_head_pass()}: {{}}' to the baseline"
         )
     id2label = config.get("id2label") or {}
     names = [str(id2label[k]) for k in sorted(id2label, key=int)]
@@ -64,13 +58,13 @@ def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
     if wanted and len(names) == len(wanted) and not generic and names != wanted:
         raise PassError(
             f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
-            f"reorder data.labels to {names}, or fine-tune the head (add '- finetune: {{}}' to the baseline)"
+            f"reorder data.labels to {names}, or fine-tune the head (add '- {_head_pass()}: {{}}' to the baseline)"
         )
     n = len(id2label) or config.get("num_labels")
     if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
         raise PassError(
             f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
-            f"fine-tune it (add a finetune step) or set model.num_labels to {n}"
+            f"fine-tune it (add a {_head_pass()} step) or set model.num_labels to {n}"
         )
 
 
@@ -151,114 +145,52 @@ def _length(step: Any) -> int | None:
 
 def _check_head_size(recipe: Recipe, config: dict[str, Any], splits: Splits) -> None:
     """A head used as it is (no fine-tune) must have one output per class in the data."""
-    if any(s.kind == "finetune" for s in recipe.baseline):
+    if any(s.trains_head for s in recipe.baseline):
         return
     n = len(config.get("id2label") or {}) or config.get("num_labels")
     if n and n != len(splits.label_names):
         raise DataError(
             f"data.labels: the data has {len(splits.label_names)} classes {splits.label_names} but the model's "
-            f"head has {n} outputs and the baseline has no finetune step; set data.labels to {n} classes, or "
-            f"add '- finetune: {{}}' to the baseline to train a new head"
+            f"head has {n} outputs and the baseline has no step that trains one; set data.labels to {n} classes, "
+            f"or add '- {_head_pass()}: {{}}' to the baseline to train a new head"
         )
 
 
-def check_surgery(recipe: Recipe, config: dict[str, Any]) -> None:
-    """Layer indices, widths and head counts that prune and distill name must exist in the model they
-    act on; walked through each chain so a typo fails now, not after the fine-tune."""
-    for name in ["baseline", *recipe.variants]:
-        layers = int(config.get("num_hidden_layers") or 0)
-        ffn = int(config.get("intermediate_size") or 0)
-        heads = int(config.get("num_attention_heads") or 0)
-        if not layers:
-            return  # not a BERT-style config: the passes themselves say what they support
-        for i, step in enumerate(recipe.chain(name)):
-            where = f"{'baseline' if i < len(recipe.baseline) else f'variants.{name}'}[{i}]"
-            student = getattr(step, "student", None)
-            if step.kind == "distill" and student is not None and student.model is None:
-                fields = {
-                    "layers": (max(student.layers or [0]), layers - 1, "layer index"),
-                    "intermediate_size": (student.intermediate_size or 0, ffn, "FFN width"),
-                    "num_attention_heads": (student.num_attention_heads or 0, heads, "heads per layer"),
-                }
-                for field, (asked, limit, what) in fields.items():
-                    if asked > limit:
-                        raise RecipeError(
-                            f"{where}.distill.student.{field}: {what} {asked} does not exist in the teacher "
-                            f"(it has {layers} layers, FFN {ffn}, {heads} heads); use at most {limit}"
-                        )
-                layers = len(student.layers) if student.layers else layers
-                ffn, heads = student.intermediate_size or ffn, student.num_attention_heads or heads
-            elif step.kind == "distill":
-                return  # another model from here on: its shapes are only known once it is loaded
-            elif step.kind == "prune" and step.method == "structured" and step.drop_layers:
-                bad = [x for x in step.drop_layers if not 0 <= x < layers]
-                if bad or len(set(step.drop_layers)) >= layers:
-                    raise RecipeError(
-                        f"{where}.prune.drop_layers: {list(step.drop_layers)} must name distinct layers in "
-                        f"0..{layers - 1} and leave at least one"
-                    )
-                layers -= len(set(step.drop_layers))
+def _head_pass() -> str:
+    """The pass a message should suggest for training a head: the first registered one that does."""
+    return next(kind for kind, spec in list_passes().items() if spec.config_cls.trains_head)
 
 
-def _check_calibration_samples(recipe: Recipe, splits: Splits) -> None:
-    for where, step in _steps(recipe):
-        asked = getattr(step, "calibration_samples", None)
-        if step.kind == "quantize" and asked is not None and asked > len(splits.calibration):
-            raise RecipeError(
-                f"{where}.calibration_samples: {asked} rows asked, but the calibration split has "
-                f"{len(splits.calibration)} (data.splits.calibration); lower it or raise data.splits.calibration"
-            )
+def check_chains(recipe: Recipe, plan: Plan) -> None:
+    """Ask every step, in chain order, what it cannot do with the model it will receive.
+
+    Each step hands on the config of the model it makes (a distilled student has fewer layers),
+    so a layer index a later step names is checked against the model it will really act on.
+    """
+    after_baseline: dict[str, Any] | None = plan.model_config
+    for i, step in enumerate(recipe.baseline):
+        after_baseline = step.check(f"baseline[{i}].{step.kind}", after_baseline, plan)
+    for name, chain in recipe.variants.items():
+        model = after_baseline
+        for i, step in enumerate(chain):
+            model = step.check(f"variants.{name}[{i}].{step.kind}", model, plan)
 
 
-def memory_demands(recipe: Recipe, config: dict[str, Any], splits: Splits, weights: int) -> list[tuple[str, str, int]]:
-    """(field, what, bytes) for every memory-heavy thing the recipe asks for."""
-    dims = ModelDims.from_config(config)
-    max_length = recipe.data.max_length
-    demands = []
-    for where, step in _steps(recipe):
-        if step.kind == "finetune":
-            seq = getattr(step, "max_length", None) or max_length
-            need = training_bytes(dims, step.batch_size, seq, weights)
-            demands.append((f"{where}.batch_size", f"training at batch {step.batch_size} x {seq} tokens", need))
-        if step.kind == "distill":
-            seq = step.max_length or max_length
-            bs = step.batch_size
-            # The teacher stays loaded beside the student; with hidden/attention losses it also runs
-            # forward every step. The student is bounded by the teacher's size (a cut of it).
-            need = weights + training_bytes(dims, bs, seq, weights)
-            if step.hidden_weight or step.attention_weight:
-                need += forward_bytes(dims, bs, seq) + dims.layers * 4 * bs * seq * (dims.hidden + dims.heads * seq)
-            demands.append((f"{where}.batch_size", f"distillation at batch {bs} x {seq} tokens", need))
-        if step.kind == "prune" and (
-            step.recovery_epochs or (step.method, step.importance) == ("structured", "gradient")
-        ):
-            seq = step.max_length or max_length
-            bs = step.recovery_batch_size
-            need = training_bytes(dims, bs, seq, weights)  # gradient importance and recovery both run backward
-            demands.append(
-                (f"{where}.recovery_batch_size", f"pruning's backward passes at batch {bs} x {seq} tokens", need)
-            )
-        if step.kind == "quantize" and getattr(step, "mode", None) == "static":
-            texts = splits.calibration.texts[: step.calibration_samples or len(splits.calibration)]
-            need = 2 * weights + calibration_bytes(dims, texts, max_length, step.calibration_batch_size)
-            demands.append(
-                (
-                    f"{where}.calibration_samples",
-                    f"static calibration over {len(texts)} rows (ONNX Runtime keeps every batch's activations)",
-                    need,
-                )
-            )
+def memory_demands(recipe: Recipe, plan: Plan) -> list[MemoryDemand]:
+    """Every memory-heavy thing the recipe asks for: each step's own, then evaluation's."""
+    demands = [d for where, step in _steps(recipe) for d in step.memory_demands(where, plan)]
+    dims, weights, max_length = ModelDims.from_config(plan.model_config), plan.weights_bytes, plan.max_length
     bs = recipe.evaluate.batch_size
     demands.append(
-        (
+        MemoryDemand(
             "evaluate.batch_size",
-            f"the accuracy pass over {len(splits.eval)} eval rows at batch {bs} x {max_length} tokens",
+            f"the accuracy pass over {len(plan.splits.eval)} eval rows at batch {bs} x {max_length} tokens",
             weights + forward_bytes(dims, bs, max_length),
         )
     )
     for i, shape in enumerate(recipe.evaluate.shapes):
         demands.append(
-            (
+            MemoryDemand(
                 f"evaluate.shapes[{i}]",
                 f"a batch {shape.batch} x seq {shape.seq} forward pass",
                 weights + forward_bytes(dims, shape.batch, shape.seq),

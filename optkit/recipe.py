@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optkit.errors import RecipeError
-from optkit.passes.ort_quantize import QuantizeConfig
-from optkit.passes.registry import list_passes
+from optkit.passes.base import SEED_MAX, PassConfig
+from optkit.passes.registry import catalogue_generation, list_passes
 from optkit.provider_names import ort_provider_name, unknown_provider_message
 
 __all__ = [
@@ -34,15 +34,12 @@ __all__ = [
     "load_recipe",
 ]
 
-# Every registered pass is a step kind; its formats are checked at plan time, before any work.
-_PASSES = list_passes()
-_STEP_CLASSES: dict[str, type[BaseModel]] = {kind: spec.config_cls for kind, spec in _PASSES.items()}
-
-Step = Annotated[Union[tuple(_STEP_CLASSES.values())], Field(discriminator="kind")]  # noqa: UP007
+# A step is any pass config; the recipe's fields hold the discriminated union of every registered
+# pass, rebuilt from the catalogue when a pass registers later (see _refresh_step_types).
+Step = PassConfig
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _MAX_ROWS = 10**9  # far above any data set optkit reads into memory; keeps messages and arithmetic sane
-SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must be non-negative and fit their generators
 
 
 class ModelSpec(BaseModel):
@@ -304,14 +301,20 @@ class Recipe(BaseModel):
         ref = self.evaluate.reference
         if ref is not None and ref not in self.variants:
             raise ValueError(f"evaluate.reference names unknown variant {ref!r}{_closest(ref, self.variants)}")
-        for name, chain in self.variants.items():
-            if any(isinstance(s, QuantizeConfig) and s.mode == "static" for s in chain) and (
-                self.data.splits.calibration == 0
-            ):
+        for name in self.variants:
+            steps = [s.kind for s in self.chain(name) if s.uses_calibration]
+            if steps and self.data.splits.calibration == 0:
                 raise ValueError(
-                    f"variant {name!r} quantizes statically but data.splits.calibration is 0; set it (e.g. 256)"
+                    f"variant {name!r} needs calibration rows (its {steps[0]} step) but data.splits.calibration "
+                    f"is 0; set it (e.g. 256)"
                 )
         return self
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Recipe:  # type: ignore[override]
+        """Validate against every pass registered by now (see ``_refresh_step_types``)."""
+        _refresh_step_types()
+        return super().model_validate(obj, **kwargs)
 
     def chain(self, variant: str) -> list[Step]:
         """Full step list of a variant: the baseline chain followed by the variant's own steps."""
@@ -352,8 +355,8 @@ def _normalise_step(step: Any, where: str) -> Any:
                 f"(e.g. '- quantize: {{mode: dynamic}}'); got keys {sorted(step)}"
             )
         ((kind, options),) = step.items()
-        if kind not in _STEP_CLASSES:
-            raise ValueError(f"{where}: unknown pass {kind!r}{_closest(str(kind), _STEP_CLASSES)}")
+        if kind not in (known := _step_classes()):
+            raise ValueError(f"{where}: unknown pass {kind!r}{_closest(str(kind), known)}")
         options = {} if options is None else options
         if not isinstance(options, dict):
             raise ValueError(f"{where}: options of pass {kind!r} must be a mapping, got {options!r}")
@@ -361,19 +364,52 @@ def _normalise_step(step: Any, where: str) -> Any:
     return step
 
 
-def _check_order(name: str, chain: list[BaseModel], start_index: int) -> None:
+def _check_order(name: str, chain: list[PassConfig], start_index: int) -> None:
+    passes = list_passes()
     fmt = "torch"
     for i, step in enumerate(chain):
-        kind = step.kind  # type: ignore[attr-defined]
-        wants, gives = _PASSES[kind].input_format, _PASSES[kind].output_format
+        kind = step.kind
+        wants, gives = passes[kind].input_format, passes[kind].output_format
         if wants != fmt:
             where = (
                 f"baseline[{i}]" if i + start_index < 0 or name == "baseline" else f"variants.{name}[{i + start_index}]"
             )
+            into = _converter(passes, fmt, wants)
             if wants == "torch":
-                raise ValueError(f"{where} ({kind}): a torch pass cannot follow 'export'; move {kind!r} before export")
-            raise ValueError(f"{where} ({kind}): needs an ONNX model; add '- export: {{}}' before it")
+                done = next(s.kind for s in chain[:i] if passes[s.kind].output_format != "torch")
+                raise ValueError(f"{where} ({kind}): a torch pass cannot follow {done!r}; move {kind!r} before {done}")
+            raise ValueError(f"{where} ({kind}): needs an ONNX model; add '- {into}: {{}}' before it")
         fmt = gives
+
+
+def _converter(passes: dict[str, Any], have: str, want: str) -> str:
+    """The pass that turns a ``have`` model into a ``want`` one (export, for torch -> ONNX), for hints."""
+    return next((k for k, p in passes.items() if (p.input_format, p.output_format) == (have, want)), "a conversion")
+
+
+def _step_classes() -> dict[str, type[PassConfig]]:
+    return {kind: spec.config_cls for kind, spec in list_passes().items()}
+
+
+_BUILT = {"generation": -1}
+
+
+def _refresh_step_types() -> None:
+    """Give the recipe's step fields the discriminated union of every pass registered by now.
+
+    Built on first use rather than at import, so a pass registered after ``import optkit.recipe``
+    (a plugin, a test) is validated like a built-in one, with the same field paths in errors.
+    """
+    generation = catalogue_generation()
+    if _BUILT["generation"] == generation:
+        return
+    union = Annotated[Union[tuple(_step_classes().values())], Field(discriminator="kind")]  # noqa: UP007
+    # pydantic keeps resolved annotations on the fields; replacing them and forcing a rebuild is its
+    # documented way to change a model's field types after the class exists.
+    Recipe.model_fields["baseline"].annotation = list[union]  # type: ignore[valid-type]
+    Recipe.model_fields["variants"].annotation = dict[str, list[union]]  # type: ignore[valid-type]
+    Recipe.model_rebuild(force=True)
+    _BUILT["generation"] = generation
 
 
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
@@ -433,6 +469,7 @@ def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") 
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    _refresh_step_types()
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
@@ -470,7 +507,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _STEP_CLASSES and out.endswith("]"):
+        elif part in _step_classes() and out.endswith("]"):
             out += f".{part}"
         else:
             out += f".{part}" if out else str(part)
@@ -484,8 +521,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         origin = typing.get_origin(ann)
         if origin in (list, dict):  # this part is an index or a key: step into the element type
             ann = _unwrap(typing.get_args(ann)[-1])
-        elif isinstance(part, str) and part in _STEP_CLASSES and not _is_model(ann):
-            ann = _STEP_CLASSES[part]  # the discriminated step union, entered through its tag
+        elif isinstance(part, str) and part in _step_classes() and not _is_model(ann):
+            ann = _step_classes()[part]  # the discriminated step union, entered through its tag
         elif _is_model(ann) and str(part) in ann.model_fields:
             ann = _unwrap(ann.model_fields[str(part)].annotation)
         else:

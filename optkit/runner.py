@@ -20,7 +20,7 @@ from optkit.errors import RunInterrupted, unexpected_errors
 from optkit.faults import pause_point
 from optkit.guards import check_disk, weights_bytes
 from optkit.interrupts import check
-from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.passes.base import Artifact, PassConfig, PassContext, RunSettings
 from optkit.passes.registry import PassSpec, get_pass
 from optkit.preflight import check_inputs
 from optkit.progress import Progress, SilentProgress
@@ -30,7 +30,8 @@ from optkit.sources.model import resolve_model
 
 __all__ = ["BuildResult", "StepRecord", "build_artifacts", "library_versions"]
 
-# Versions that change what a pass produces; part of every cache key.
+# Versions that change what any pass produces; part of every cache key. A pass adds its own
+# (``PassConfig.key_libraries``), so upgrading a library it relies on rebuilds its artifacts.
 _KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx", "accelerate")
 
 
@@ -53,10 +54,16 @@ class BuildResult:
     splits: Splits | None = None
 
 
-@functools.cache
 def library_versions() -> dict[str, str]:
+    """Versions recorded in every report: those in every cache key, and others that shape the figures."""
+    return _versions((*_KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"))
+
+
+@functools.cache
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``names``, in that order; a library that is not installed is left out."""
     out = {}
-    for name in (*_KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"):
+    for name in dict.fromkeys(names):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -74,6 +81,7 @@ def build_artifacts(
     splits: Callable[[], Splits] = functools.cache(lambda: load_splits(recipe.data, recipe.seed))
     check_inputs(recipe, source, splits())  # head, labels, calibration size, memory: before any work
 
+    settings = RunSettings(recipe.seed, recipe.data.max_length, recipe.model.num_labels, recipe.model.trust_remote_code)
     result = BuildResult(source=source, artifacts={})
     seen: dict[str, dict[str, Any]] = {}  # key -> meta of steps done in this run (shared prefixes)
     chains = {"baseline": list(recipe.baseline)} | {n: recipe.chain(n) for n in recipe.variants}
@@ -92,7 +100,7 @@ def build_artifacts(
                     cache.invalidate(key, label)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
                 ctx = PassContext(
-                    out_dir=Path(), step=label, recipe=recipe, splits=splits, progress=progress, cache=cache
+                    out_dir=Path(), step=label, settings=settings, splits=splits, progress=progress, cache=cache
                 )
                 check_disk(cache.root, 2 * weights_bytes(artifact.path), f"{label} (cache entry {key[:12]})")
                 try:
@@ -123,7 +131,7 @@ def _key_inputs(
         "version": spec.version,
         "config": step.model_dump(mode="json"),
         "input": artifact.key,
-        "libraries": {k: v for k, v in library_versions().items() if k in _KEY_LIBRARIES},
+        "libraries": _versions((*_KEY_LIBRARIES, *type(step).key_libraries)),
         "seed": recipe.seed,
     }
     if spec.uses_data:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import random
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from optkit.passes.base import Artifact, PassContext
+from optkit.passes.base import Artifact, PassContext, RunSettings
 from optkit.recipe import recipe_from_dict
 from optkit.sources.data import load_splits
 from optkit.sources.model import resolve_model
@@ -132,11 +133,19 @@ def write_recipe(tmp_path: Path):  # type: ignore[no-untyped-def]
     return write
 
 
-def context(recipe_dict: dict[str, Any], out: Path) -> PassContext:
+@dataclasses.dataclass
+class RecipeContext(PassContext):
+    """A pass context that also keeps the recipe it was made from, so a test can resolve its model."""
+
+    recipe: Any = None
+
+
+def context(recipe_dict: dict[str, Any], out: Path) -> RecipeContext:
     recipe = recipe_from_dict(recipe_dict)
     splits = load_splits(recipe.data, recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
-    return PassContext(out_dir=out, step="test", recipe=recipe, splits=lambda: splits)
+    settings = RunSettings(recipe.seed, recipe.data.max_length, recipe.model.num_labels, recipe.model.trust_remote_code)
+    return RecipeContext(out_dir=out, step="test", settings=settings, splits=lambda: splits, recipe=recipe)
 
 
 @pytest.fixture(scope="session")

@@ -401,7 +401,7 @@ CASES: list[tuple[str, str, Setup, str]] = [
         "static-without-calibration",
         "static quantize, calibration: 0",
         _validate(lambda env: env.with_("data.splits.calibration", 0)),
-        r"variant 'int8-static' quantizes statically but data\.splits\.calibration is 0",
+        r"variant 'int8-static' needs calibration rows \(its quantize step\) but data\.splits\.calibration is 0",
     ),
     (
         "model-missing",

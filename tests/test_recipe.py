@@ -60,7 +60,11 @@ def _mutate(d: dict[str, Any], path: str, value: Any) -> None:
         ("variants.empty", [], r"variant 'empty' names no step"),
         ("evaluate.latency.runs", "many", r"evaluate\.latency\.runs: .*integer"),
         ("evaluate.latency.runs", 1, r"evaluate\.latency\.runs: .*greater than or equal to 5"),
-        ("data.splits.calibration", 0, r"quantizes statically but data\.splits\.calibration is 0"),
+        (
+            "data.splits.calibration",
+            0,
+            r"needs calibration rows \(its quantize step\) but data\.splits\.calibration is 0",
+        ),
         (
             "report.gates.int8-dynamc",
             {"min_speedup": 1.1},

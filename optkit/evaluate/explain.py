@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLOAT_COMPUTE_OPS", "QUANTIZED_OPS", "explain_onnx", "graph_census", "slow_int8_hint"]
+__all__ = ["FLOAT_COMPUTE_OPS", "QUANTIZED_OPS", "explain_onnx", "graph_census"]
 
 QUANTIZED_OPS = {
     "MatMulInteger",
@@ -89,26 +89,3 @@ def explain_onnx(model_path: Path, cpu: dict[str, Any], threads: int | None = No
     except Exception as e:  # ORT cannot always serialise its optimised graph (e.g. over 2 GB)
         out["optimized"] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
     return out
-
-
-def slow_int8_hint(explain: dict[str, Any], speedup: float | None, provider: str = "cpu") -> str | None:
-    """One line when an int8 variant is not faster than fp32 (speed-up below 1.05×), naming the likely causes."""
-    if speedup is None or speedup >= 1.05:
-        return None
-    graph = explain.get("optimized") if "ops" in explain.get("optimized", {}) else explain["source"]
-    causes = []
-    if provider != "cpu":
-        causes.append(f"QDQ int8 on the {provider} provider often runs slower than fp32 (few int8 kernels)")
-    elif not explain["int8_vnni"]:
-        isa = ", ".join(explain["isa"]) or "no AVX2"
-        causes.append(f"this CPU has no VNNI ({isa}), so int8 dot products need extra widening steps")
-    if graph["float_compute"]:
-        causes.append(
-            f"{graph['float_compute']} of {graph['float_compute'] + graph['quantized_compute']} MatMul-class nodes "
-            f"still run in float"
-        )
-    conv = sum(graph["conversions"].values())
-    if conv:
-        pairs = f", {graph['q_dq_pairs']} of them Q→DQ pairs" if graph["q_dq_pairs"] else ""
-        causes.append(f"{conv} quantise/dequantise nodes left unfused after ORT's optimisation{pairs}")
-    return f"int8 is not faster here ({speedup:.2f}×): " + "; ".join(causes or ["no obvious cause in graph or ISA"])

@@ -38,11 +38,15 @@ __all__ = ["classification_metrics", "evaluate_build", "reference_variant"]
 
 
 def reference_variant(recipe: Recipe) -> str:
-    """Speed-ups are against this: the recipe's choice, else the first plain-export (fp32 ONNX) variant."""
+    """Speed-ups are against this: the recipe's choice, else the first variant that only converts the
+    baseline to ONNX (plain export: fp32 ONNX), else the baseline itself."""
+    from optkit.passes.registry import get_pass
+
     if recipe.evaluate.reference:
         return recipe.evaluate.reference
     for name, steps in recipe.variants.items():
-        if steps[-1].kind == "export":
+        last = get_pass(steps[-1].kind)
+        if (last.input_format, last.output_format) == ("torch", "onnx"):
             return name
     return "baseline"
 

@@ -16,9 +16,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from optkit.errors import PassError
-from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.errors import PassError, RecipeError
+from optkit.guards import ModelDims, forward_bytes, training_bytes
+from optkit.passes import surgery
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
+from optkit.passes.finetune import load_for_classification
+from optkit.passes.kd import soft_kl, train_logits
+from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
+from optkit.passes.training import planned_steps, train_classifier
+from optkit.recipe import ModelSpec
+from optkit.sources.model import resolve_model
+from optkit.structure import describe_model
 
 __all__ = ["DistillConfig", "StudentSpec", "distill"]
 
@@ -66,24 +75,56 @@ class DistillConfig(PassConfig):
     layer_map: list[int] | None = Field(
         None, description="Teacher layer matched to each student layer; default student.layers or evenly spaced."
     )
-    epochs: float = Field(3.0, gt=0, le=100, description="Passes over the train split (fractions allowed).")
-    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Peak AdamW learning rate.")
-    batch_size: int = Field(32, ge=1, le=4096, description="Examples per optimiser step.")
-    max_length: int | None = Field(None, ge=8, le=4096, description="Truncation length; default data.max_length.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with a linear warm-up.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (quick runs and tests).")
+    epochs: Epochs = 3.0
+    learning_rate: LearningRate = 1e-4
+    batch_size: BatchSize = 32
+    max_length: MaxLength = None
+    weight_decay: WeightDecay = 0.01
+    warmup_ratio: WarmupRatio = 0.06
+    max_steps: MaxSteps = None
     validation: float = Field(
         0.1, ge=0, lt=0.5, description="Share of train rows held out for early stopping; 0 turns it off."
     )
     patience: int = Field(1, ge=1, description="Epochs without a better held-out accuracy before stopping.")
-    seed: int | None = Field(None, description="Training seed; default the recipe's seed.")
+    seed: Seed = None
 
     @model_validator(mode="after")
     def _some_loss(self) -> DistillConfig:
         if self.kd_weight + self.ce_weight + self.hidden_weight + self.attention_weight == 0:
             raise ValueError("all loss weights are 0; set kd_weight and/or ce_weight above 0")
         return self
+
+    def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+        """Layers, widths and heads the student keeps must exist in the teacher it is cut from."""
+        spec = self.student
+        if spec.model is not None or model is None or not model.get("num_hidden_layers"):
+            return None  # another model, or not a BERT-style config: known only once it is loaded
+        layers, ffn, heads = (int(model.get(k) or 0) for k in _SHAPE_KEYS)
+        asked = {
+            "layers": (max(spec.layers or [0]), layers - 1, "layer index"),
+            "intermediate_size": (spec.intermediate_size or 0, ffn, "FFN width"),
+            "num_attention_heads": (spec.num_attention_heads or 0, heads, "heads per layer"),
+        }
+        for field, (value, limit, what) in asked.items():
+            if value > limit:
+                raise RecipeError(
+                    f"{where}.student.{field}: {what} {value} does not exist in the teacher "
+                    f"(it has {layers} layers, FFN {ffn}, {heads} heads); use at most {limit}"
+                )
+        student = (len(spec.layers) if spec.layers else layers, spec.intermediate_size or ffn)
+        return {**model, **dict(zip(_SHAPE_KEYS, (*student, spec.num_attention_heads or heads), strict=True))}
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        # The teacher stays loaded beside the student; with hidden/attention losses it also runs
+        # forward every step. The student is bounded by the teacher's size (a cut of it).
+        dims, seq, bs = ModelDims.from_config(plan.model_config), self.max_length or plan.max_length, self.batch_size
+        need = plan.weights_bytes + training_bytes(dims, bs, seq, plan.weights_bytes)
+        if self.hidden_weight or self.attention_weight:
+            need += forward_bytes(dims, bs, seq) + dims.layers * 4 * bs * seq * (dims.hidden + dims.heads * seq)
+        return [MemoryDemand(f"{where}.batch_size", f"distillation at batch {bs} x {seq} tokens", need)]
+
+
+_SHAPE_KEYS = ("num_hidden_layers", "intermediate_size", "num_attention_heads")
 
 
 @register_pass(DistillConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
@@ -93,13 +134,8 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     from accelerate import PartialState
     from accelerate.utils import set_seed
 
-    from optkit.passes.finetune import load_for_classification
-    from optkit.passes.kd import soft_kl, train_logits
-    from optkit.passes.training import planned_steps, train_classifier
-    from optkit.structure import describe_model
-
     splits = ctx.splits()
-    seed = ctx.recipe.seed if config.seed is None else config.seed
+    seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)
     teacher, t_tok = load_for_classification(src, splits.label_names, ctx)
     student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
@@ -107,7 +143,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     layer_map = _layer_map(config, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
     _check_matchable(config, teacher, student, t_tok, s_tok)
 
-    max_length = config.max_length or ctx.recipe.data.max_length
+    max_length = config.max_length or ctx.settings.max_length
     texts, labels = splits.train.texts, splits.train.labels
     train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
     train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
@@ -221,15 +257,9 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
 def _make_student(
     teacher: Any, t_tok: Any, config: DistillConfig, label_names: list[str], ctx: PassContext
 ) -> tuple[Any, Any]:
-    from optkit.passes import surgery
-
     spec = config.student
     if spec.model is not None:
-        from optkit.passes.finetune import load_for_classification
-        from optkit.recipe import ModelSpec
-        from optkit.sources.model import resolve_model
-
-        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.recipe.model.trust_remote_code))
+        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.settings.trust_remote_code))
         return load_for_classification(source, label_names, ctx)
     student = copy.deepcopy(teacher)
     if spec.layers is not None:
@@ -289,9 +319,7 @@ def _check_matchable(config: DistillConfig, teacher: Any, student: Any, t_tok: A
             f"{teacher.config.hidden_size}); set hidden_weight: 0"
         )
     if config.attention_weight:
-        from optkit.passes.surgery import head_counts
-
-        s_heads, t_heads = head_counts(student), head_counts(teacher)
+        s_heads, t_heads = surgery.head_counts(student), surgery.head_counts(teacher)
         lm = _layer_map(config, len(t_heads), len(s_heads))
         if any(s_heads[i] != t_heads[t] for i, t in enumerate(lm)):
             raise PassError(

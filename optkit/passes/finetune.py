@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
+from typing import ClassVar, Literal
 
 from optkit.errors import DataError, PassError
-from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.guards import ModelDims, training_bytes
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
+from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
+from optkit.passes.training import planned_steps, train_classifier
 
 __all__ = ["FinetuneConfig", "finetune", "load_for_classification"]
 
@@ -17,14 +18,21 @@ class FinetuneConfig(PassConfig):
     """Fine-tune for sequence classification with AdamW and a linear schedule."""
 
     kind: Literal["finetune"] = "finetune"
-    epochs: float = Field(1.0, gt=0, le=100, description="Passes over the train split (fractions allowed).")
-    learning_rate: float = Field(5e-5, gt=0, lt=1, description="Peak AdamW learning rate.")
-    batch_size: int = Field(32, ge=1, le=4096, description="Examples per optimiser step.")
-    max_length: int | None = Field(None, ge=8, le=4096, description="Truncation length; default data.max_length.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm).")
-    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps with a linear warm-up.")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many steps (quick runs and tests).")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Training seed; default the recipe's seed.")
+    epochs: Epochs = 1.0
+    learning_rate: LearningRate = 5e-5
+    batch_size: BatchSize = 32
+    max_length: MaxLength = None
+    weight_decay: WeightDecay = 0.01
+    warmup_ratio: WarmupRatio = 0.06
+    max_steps: MaxSteps = None
+    seed: Seed = None
+
+    trains_head: ClassVar[bool] = True
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        seq = self.max_length or plan.max_length
+        need = training_bytes(ModelDims.from_config(plan.model_config), self.batch_size, seq, plan.weights_bytes)
+        return [MemoryDemand(f"{where}.batch_size", f"training at batch {self.batch_size} x {seq} tokens", need)]
 
 
 @register_pass(FinetuneConfig, version=2, input_format="torch", output_format="torch", uses_data=True)
@@ -32,13 +40,11 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     """Fine-tune ``src`` on the recipe's train split; writes an HF folder to ``ctx.out_dir``."""
     from accelerate.utils import set_seed
 
-    from optkit.passes.training import planned_steps, train_classifier
-
     splits = ctx.splits()
-    seed = ctx.recipe.seed if config.seed is None else config.seed
+    seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)  # before loading: the new classifier head is initialised randomly
     model, tokenizer = load_for_classification(src, splits.label_names, ctx)
-    max_length = config.max_length or ctx.recipe.data.max_length
+    max_length = config.max_length or ctx.settings.max_length
     total = planned_steps(len(splits.train), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
         result = train_classifier(
@@ -79,7 +85,7 @@ def load_for_classification(src: Artifact, label_names: list[str], ctx: PassCont
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    spec = ctx.recipe.model
+    spec = ctx.settings
     if spec.num_labels is not None and spec.num_labels != len(label_names):
         raise DataError(
             f"model.num_labels is {spec.num_labels} but data.labels gives {len(label_names)} classes "

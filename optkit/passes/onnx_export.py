@@ -36,7 +36,7 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     """Export ``src`` to ``ctx.out_dir/model.onnx``; fail the step if validation is out of tolerance."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    trust = ctx.recipe.model.trust_remote_code
+    trust = ctx.settings.trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(src.path, trust_remote_code=trust)
     model = AutoModelForSequenceClassification.from_pretrained(src.path, trust_remote_code=trust).eval()
     target = ctx.out_dir / ONNX_FILE
@@ -53,7 +53,7 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     model.config.save_pretrained(ctx.out_dir)
 
     texts = ctx.splits().eval.texts[: config.validation_samples]
-    check = validate_export(model, tokenizer, target, texts, ctx.recipe.data.max_length)
+    check = validate_export(model, tokenizer, target, texts, ctx.settings.max_length)
     ctx.meta["validation"] = check
     ctx.progress.log(
         f"  validated on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "

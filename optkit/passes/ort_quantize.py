@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from optkit.errors import PassError
-from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext
+from optkit.errors import PassError, RecipeError
+from optkit.guards import ModelDims, calibration_bytes
+from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
 
-__all__ = ["QuantizeConfig", "quantize"]
+__all__ = ["QuantizeConfig", "quantize", "slow_int8_hint"]
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _QTYPE = {"int8": "QInt8", "uint8": "QUInt8"}
@@ -60,6 +61,74 @@ class QuantizeConfig(PassConfig):
         if self.mode == "dynamic" and (self.calibration != "minmax" or self.calibration_samples is not None):
             raise ValueError("calibration options are for mode: static; remove them or set mode: static")
         return self
+
+    @property
+    def uses_calibration(self) -> bool:
+        return self.mode == "static"
+
+    def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+        have = len(plan.splits.calibration)
+        if self.calibration_samples is not None and self.calibration_samples > have:
+            raise RecipeError(
+                f"{where}.calibration_samples: {self.calibration_samples} rows asked, but the calibration split "
+                f"has {have} (data.splits.calibration); lower it or raise data.splits.calibration"
+            )
+        return model
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        if self.mode != "static":
+            return []
+        texts = plan.splits.calibration.texts[: self.calibration_samples or len(plan.splits.calibration)]
+        dims = ModelDims.from_config(plan.model_config)
+        need = 2 * plan.weights_bytes + calibration_bytes(dims, texts, plan.max_length, self.calibration_batch_size)
+        what = f"static calibration over {len(texts)} rows (ONNX Runtime keeps every batch's activations)"
+        return [MemoryDemand(f"{where}.calibration_samples", what, need)]
+
+    def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
+        """Why an int8 variant is not faster, where it is not; what GPU providers do with int8."""
+        notes = []
+        explain = report["variants"][variant].get("explain")
+        measured = [r for r in report["results"] if r["variant"] == variant and r["status"] == "measured"]
+        for r in measured:
+            hint = slow_int8_hint(explain, r.get("speedup_vs_reference"), r["provider"]) if explain else None
+            if hint:
+                notes.append(
+                    f"{variant} ({self.mode} int8) vs {report['reference']} at {r['provider']} "
+                    f"b{r['batch']}×s{r['seq']}: {hint}. Reported as measured."
+                )
+        for provider in sorted({r["provider"] for r in measured} & _GPU_WORDS):
+            notes.append(
+                f"{variant} on {provider}: quantised ONNX on GPU providers is often slower than fp32 (the CUDA EP "
+                f"runs QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so "
+                f"a dynamic-quantised model ({self.mode}) needs mode: static there."
+            )
+        return notes
+
+
+_GPU_WORDS = {"cuda", "tensorrt", "CUDAExecutionProvider", "TensorrtExecutionProvider"}
+
+
+def slow_int8_hint(explain: dict[str, Any], speedup: float | None, provider: str = "cpu") -> str | None:
+    """One line when an int8 variant is not faster than fp32 (speed-up below 1.05×), naming the likely causes."""
+    if speedup is None or speedup >= 1.05:
+        return None
+    graph = explain.get("optimized") if "ops" in explain.get("optimized", {}) else explain["source"]
+    causes = []
+    if provider != "cpu":
+        causes.append(f"QDQ int8 on the {provider} provider often runs slower than fp32 (few int8 kernels)")
+    elif not explain["int8_vnni"]:
+        isa = ", ".join(explain["isa"]) or "no AVX2"
+        causes.append(f"this CPU has no VNNI ({isa}), so int8 dot products need extra widening steps")
+    if graph["float_compute"]:
+        causes.append(
+            f"{graph['float_compute']} of {graph['float_compute'] + graph['quantized_compute']} MatMul-class nodes "
+            f"still run in float"
+        )
+    conv = sum(graph["conversions"].values())
+    if conv:
+        pairs = f", {graph['q_dq_pairs']} of them Q→DQ pairs" if graph["q_dq_pairs"] else ""
+        causes.append(f"{conv} quantise/dequantise nodes left unfused after ORT's optimisation{pairs}")
+    return f"int8 is not faster here ({speedup:.2f}×): " + "; ".join(causes or ["no obvious cause in graph or ISA"])
 
 
 @register_pass(QuantizeConfig, version=2, input_format="onnx", output_format="onnx", uses_data=True)
@@ -106,7 +175,7 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
     prepped = ctx.out_dir / "preprocessed.onnx"
     # Symbolic shape inference fails on BERT graphs (DESIGN.md); ONNX shape inference + folding suffice.
     quant_pre_process(str(src.onnx_file), str(prepped), skip_symbolic_shape=True)
-    reader = _CalibrationReader(prepped, tokenizer, texts, ctx.recipe.data.max_length, config.calibration_batch_size)
+    reader = _CalibrationReader(prepped, tokenizer, texts, ctx.settings.max_length, config.calibration_batch_size)
     with ctx.progress.task(f"{ctx.step}: calibrating ({config.calibration})", total=len(texts)) as advance:
         reader.advance = advance
         quantize_static(

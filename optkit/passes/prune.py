@@ -16,9 +16,16 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from optkit.errors import PassError
-from optkit.passes.base import Artifact, PassConfig, PassContext
+from optkit.errors import PassError, RecipeError
+from optkit.guards import ModelDims, training_bytes
+from optkit.passes import surgery
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
+from optkit.passes.finetune import load_for_classification
+from optkit.passes.kd import soft_kl, train_logits
+from optkit.passes.options import BatchSize, LearningRate, MaxLength, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
+from optkit.passes.training import planned_steps, train_classifier
+from optkit.structure import describe_model
 
 __all__ = ["PruneConfig", "prune"]
 
@@ -51,14 +58,16 @@ class PruneConfig(PassConfig):
     m: int = Field(4, ge=2, description="nm: group size along each row's input dimension.")
     iterations: int = Field(1, ge=1, le=20, description="Prune in this many equal steps, recovering after each.")
     recovery_epochs: float = Field(0.0, ge=0, le=100, description="Training after pruning (0: none), in epochs.")
-    recovery_learning_rate: float = Field(5e-5, gt=0, lt=1, description="Peak learning rate of recovery training.")
-    recovery_batch_size: int = Field(32, ge=1, le=4096, description="Batch size of recovery training.")
+    recovery_learning_rate: LearningRate = 5e-5
+    recovery_batch_size: BatchSize = 32
+    recovery_weight_decay: WeightDecay = 0.01
+    recovery_warmup_ratio: WarmupRatio = 0.06
     recovery_distill: bool = Field(
         True, description="Recover by distilling from the unpruned input (KL + CE) rather than CE alone."
     )
     temperature: float = Field(2.0, gt=0, description="Temperature of the recovery distillation.")
-    max_length: int | None = Field(None, ge=8, le=4096, description="Truncation length; default data.max_length.")
-    seed: int | None = Field(None, description="Seed for importance batches and recovery; default the recipe's.")
+    max_length: MaxLength = None
+    seed: Seed = None
 
     @model_validator(mode="after")
     def _fits_method(self) -> PruneConfig:
@@ -75,22 +84,40 @@ class PruneConfig(PassConfig):
                 raise ValueError("an N:M pattern is applied at once; set iterations: 1")
         return self
 
+    def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+        """Layers named in drop_layers must exist, and one must be left."""
+        if model is None or not self.drop_layers or not model.get("num_hidden_layers"):
+            return model
+        layers = int(model["num_hidden_layers"])
+        bad = [x for x in self.drop_layers if not 0 <= x < layers]
+        if bad or len(set(self.drop_layers)) >= layers:
+            raise RecipeError(
+                f"{where}.drop_layers: {list(self.drop_layers)} must name distinct layers in 0..{layers - 1} "
+                f"and leave at least one"
+            )
+        return {**model, "num_hidden_layers": layers - len(set(self.drop_layers))}
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        if not self.recovery_epochs and (self.method, self.importance) != ("structured", "gradient"):
+            return []
+        seq, bs = self.max_length or plan.max_length, self.recovery_batch_size
+        need = training_bytes(ModelDims.from_config(plan.model_config), bs, seq, plan.weights_bytes)
+        # gradient importance and recovery both run backward
+        what = f"pruning's backward passes at batch {bs} x {seq} tokens"
+        return [MemoryDemand(f"{where}.recovery_batch_size", what, need)]
+
 
 @register_pass(PruneConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
 def prune(src: Artifact, config: PruneConfig, ctx: PassContext) -> Artifact:
     """Prune ``src`` and save a plain HF folder whose config describes the new shapes."""
     from accelerate.utils import set_seed
 
-    from optkit.passes import surgery
-    from optkit.passes.finetune import load_for_classification
-    from optkit.structure import describe_model
-
     splits = ctx.splits()
-    seed = ctx.recipe.seed if config.seed is None else config.seed
+    seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)
     model, tok = load_for_classification(src, splits.label_names, ctx)
     before = describe_model(model)
-    max_length = config.max_length or ctx.recipe.data.max_length
+    max_length = config.max_length or ctx.settings.max_length
     recover = _recovery(src, model, tok, config, ctx, seed, max_length) if config.recovery_epochs else None
 
     if config.method == "structured" and config.drop_layers:
@@ -148,7 +175,6 @@ def _structured_step(
     max_length: int,
 ) -> None:
     """Re-score what is left and remove up to ``share`` of the final target of heads and FFN neurons."""
-    from optkit.passes import surgery
 
     if not (config.heads or config.ffn):
         return
@@ -210,9 +236,6 @@ def _recovery(
     from the unpruned model, before any pruning."""
     from accelerate import PartialState
 
-    from optkit.passes.kd import soft_kl, train_logits
-    from optkit.passes.training import planned_steps, train_classifier
-
     train = ctx.splits().train
     t_logits = None
     if config.recovery_distill:
@@ -239,8 +262,8 @@ def _recovery(
                 learning_rate=config.recovery_learning_rate,
                 batch_size=config.recovery_batch_size,
                 max_length=max_length,
-                weight_decay=0.01,
-                warmup_ratio=0.06,
+                weight_decay=config.recovery_weight_decay,
+                warmup_ratio=config.recovery_warmup_ratio,
                 seed=seed + iteration,
                 on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
                 loss_fn=loss_fn,
@@ -257,9 +280,8 @@ def _recovery(
 
 def _check_nm(model: Any, n: int, m: int) -> None:
     """Belt and braces: every group of m weights holds at most n non-zeros after recovery and saving."""
-    from optkit.passes.surgery import prunable_linears
 
-    for name, lin in prunable_linears(model):
+    for name, lin in surgery.prunable_linears(model):
         nz = (lin.weight.detach().reshape(-1, m) != 0).sum(1)
         if int(nz.max()) > n:
             raise PassError(f"{name}: a group of {m} holds {int(nz.max())} non-zeros after N:M pruning (max {n})")

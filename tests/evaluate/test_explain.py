@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optkit.evaluate.explain import explain_onnx, graph_census, slow_int8_hint
+from optkit.evaluate.explain import explain_onnx, graph_census
 from optkit.passes.base import Artifact
+from optkit.passes.ort_quantize import slow_int8_hint
 
 NO_VNNI = {"model": "test cpu", "isa": ["AVX2", "FMA"], "int8_vnni": False}
 
