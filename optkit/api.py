@@ -165,9 +165,9 @@ def _assemble_report(
 def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, out_dir: Path) -> list[Path]:
     """Render every format the recipe asks for and swap them in together: the old report stays whole until then."""
     from optkit.cache import write_files_atomic
-    from optkit.faults import pause_point
     from optkit.interrupts import check
     from optkit.reports.markdown import render_markdown
+    from optkit.testhooks import pause_point
 
     paths = []
     files: dict[Path, str] = {}  # staged together, renamed together: the old report stays whole until then

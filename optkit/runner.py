@@ -17,7 +17,6 @@ from typing import Any
 
 from optkit.cache import ArtifactCache, cache_key
 from optkit.errors import RunInterrupted, unexpected_errors
-from optkit.faults import pause_point
 from optkit.guards import check_disk, weights_bytes
 from optkit.interrupts import check
 from optkit.passes.base import Artifact, PassConfig, PassContext, RunSettings
@@ -27,6 +26,7 @@ from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe
 from optkit.sources.data import Splits, load_splits
 from optkit.sources.model import resolve_model
+from optkit.testhooks import pause_point
 
 __all__ = ["BuildResult", "StepRecord", "build_artifacts", "library_versions"]
 

@@ -9,7 +9,7 @@ before the kill.
 Where the kill lands: fine-tune and evaluation are long enough on the tiny model to hit from
 outside, so the test waits for their progress line (training / latency, with ETA) on stderr.
 Export, quantisation and the report's final renames take milliseconds, so the run is paused
-there with the test-only hook ``OPTKIT_TEST_PAUSE_AT`` (see ``optkit/faults.py``): after the pass
+there with the test-only hook ``OPTKIT_TEST_PAUSE_AT`` (see ``optkit/testhooks.py``): after the pass
 has written its files into the temporary folder, before the entry is committed.
 """
 
