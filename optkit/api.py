@@ -41,7 +41,7 @@ def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
 
     recipe = load_recipe(path)
     source = resolve_model(recipe.model)
-    splits = load_splits(recipe.data, recipe.seed)
+    splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
     check_inputs(recipe, source, splits)  # the same checks 'run' makes before its first step
     return recipe, splits
 
@@ -150,6 +150,7 @@ def _assemble_report(
             "calibration_rows": len(splits.calibration),
             "eval_rows": len(splits.eval),
         },
+        "task": evaluation["task"],
         "reference": evaluation["reference"],
         "threads": evaluation["threads"],
         "variants": evaluation["variants"],

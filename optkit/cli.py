@@ -95,9 +95,8 @@ def validate(ctx: click.Context, recipe: Path) -> None:
     with _errors(ctx):
         r, splits = validate_recipe(recipe)
     click.echo(f"{recipe}: ok: {len(r.variants)} variant(s): {', '.join(r.variants)}")
-    counts = ", ".join(f"{k} {v}" for k, v in splits.info["class_counts"].items())
     click.echo(
-        f"data: {splits.info['rows_used']} rows ({counts}); train {len(splits.train)}, "
+        f"data: {splits.info['rows_used']} rows ({splits.info['summary']}); train {len(splits.train)}, "
         f"calibration {len(splits.calibration)}, eval {len(splits.eval)}"
     )
 

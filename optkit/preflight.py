@@ -12,60 +12,29 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optkit.errors import DataError, ModelSourceError, PassError, RecipeError
+from optkit.errors import ModelSourceError, RecipeError
 from optkit.guards import ModelDims, check_memory, forward_bytes, weights_bytes
 from optkit.passes.base import Artifact, MemoryDemand, Plan
 from optkit.passes.registry import list_passes
 from optkit.sources.model import read_model_config
+from optkit.tasks import get_task
 
 if TYPE_CHECKING:
     from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["check_chains", "check_head", "check_inputs", "check_limits", "memory_demands"]
+__all__ = ["check_chains", "check_inputs", "check_limits", "memory_demands"]
 
 
 def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_memory: int | None = None) -> None:
     """Every model-and-data check; raises the first problem found as an ``OptkitError``."""
     config = read_model_config(source.path)
     check_limits(recipe, source.path, config)
-    check_head(recipe, config)
-    if recipe.model.num_labels is not None and recipe.model.num_labels != len(splits.label_names):
-        raise DataError(
-            f"model.num_labels is {recipe.model.num_labels} but data.labels gives {len(splits.label_names)} "
-            f"classes {splits.label_names}; make them equal"
-        )
-    _check_head_size(recipe, config, splits)
+    head_pass = None if any(s.trains_head for s in recipe.baseline) else _head_pass()
+    get_task(recipe.model.task).check_model(recipe, config, splits, head_pass)
     plan = Plan(config, weights_bytes(source.path), splits, recipe.data.max_length)
     check_chains(recipe, plan)
     check_memory(memory_demands(recipe, plan), available_memory)
-
-
-def check_head(recipe: Recipe, config: dict[str, Any]) -> None:
-    """Without a fine-tune in the baseline, the source must already carry a matching classifier head."""
-    if any(s.trains_head for s in recipe.baseline):
-        return
-    archs = config.get("architectures") or []
-    if not any(a.endswith("ForSequenceClassification") for a in archs):
-        raise PassError(
-            f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: {archs}) "
-            f"and the baseline has no step that trains one; add '- {_head_pass()}: {{}}' to the baseline"
-        )
-    id2label = config.get("id2label") or {}
-    names = [str(id2label[k]) for k in sorted(id2label, key=int)]
-    wanted = recipe.data.label_names(recipe.data.label_values) if recipe.data.label_values else None
-    generic = all(n == f"LABEL_{i}" for i, n in enumerate(names))  # a head nobody named: any names fit
-    if wanted and len(names) == len(wanted) and not generic and names != wanted:
-        raise PassError(
-            f"data.labels {list(wanted)} do not match the model head's labels {names} (id order); "
-            f"reorder data.labels to {names}, or fine-tune the head (add '- {_head_pass()}: {{}}' to the baseline)"
-        )
-    n = len(id2label) or config.get("num_labels")
-    if recipe.model.num_labels is not None and n and n != recipe.model.num_labels:
-        raise PassError(
-            f"model.num_labels is {recipe.model.num_labels} but the model's head has {n} labels; "
-            f"fine-tune it (add a {_head_pass()} step) or set model.num_labels to {n}"
-        )
 
 
 def check_limits(recipe: Recipe, model_dir: Path, config: dict[str, Any]) -> None:
@@ -143,19 +112,6 @@ def _length(step: Any) -> int | None:
     return getattr(step, "max_length", None)
 
 
-def _check_head_size(recipe: Recipe, config: dict[str, Any], splits: Splits) -> None:
-    """A head used as it is (no fine-tune) must have one output per class in the data."""
-    if any(s.trains_head for s in recipe.baseline):
-        return
-    n = len(config.get("id2label") or {}) or config.get("num_labels")
-    if n and n != len(splits.label_names):
-        raise DataError(
-            f"data.labels: the data has {len(splits.label_names)} classes {splits.label_names} but the model's "
-            f"head has {n} outputs and the baseline has no step that trains one; set data.labels to {n} classes, "
-            f"or add '- {_head_pass()}: {{}}' to the baseline to train a new head"
-        )
-
-
 def _head_pass() -> str:
     """The pass a message should suggest for training a head: the first registered one that does."""
     return next(kind for kind, spec in list_passes().items() if spec.config_cls.trains_head)
@@ -167,6 +123,12 @@ def check_chains(recipe: Recipe, plan: Plan) -> None:
     Each step hands on the config of the model it makes (a distilled student has fewer layers),
     so a layer index a later step names is checked against the model it will really act on.
     """
+    for where, step in _steps(recipe):
+        if step.tasks is not None and recipe.model.task not in step.tasks:
+            raise RecipeError(
+                f"{where}: {step.kind} works on {', '.join(sorted(step.tasks))} models, and model.task is "
+                f"{recipe.model.task!r}; remove the step or use another pass"
+            )
     after_baseline: dict[str, Any] | None = plan.model_config
     for i, step in enumerate(recipe.baseline):
         after_baseline = step.check(f"baseline[{i}].{step.kind}", after_baseline, plan)

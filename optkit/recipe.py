@@ -22,6 +22,7 @@ from optkit.errors import RecipeError
 from optkit.passes.base import SEED_MAX, PassConfig
 from optkit.passes.registry import catalogue_generation, list_passes
 from optkit.provider_names import ort_provider_name, unknown_provider_message
+from optkit.tasks import get_task
 
 __all__ = [
     "DataSpec",
@@ -48,11 +49,22 @@ class ModelSpec(BaseModel):
     model_config = _STRICT
     source: str = Field(description="Hub id ('org/name'), a local folder, or 'package:DIST/path/in/dist'.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit); hub sources only.")
-    task: Literal["text-classification"] = Field("text-classification", description="Model task.")
+    task: str = Field(
+        "text-classification", description="What the model is for: a registered task (text-classification)."
+    )
     num_labels: int | None = Field(
         None, ge=2, description="Size of the classification head; must equal the number of labels in the data."
     )
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless set.")
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        try:
+            get_task(v)
+        except RecipeError as e:  # pydantic reports a ValueError with the field path and the file
+            raise ValueError(str(e).removeprefix("model.task: ")) from None
+        return v
 
 
 class Splits(BaseModel):

@@ -33,8 +33,9 @@ from optkit.progress import Progress
 from optkit.recipe import Recipe, Shape
 from optkit.runner import BuildResult
 from optkit.sources.data import Splits
+from optkit.tasks import Task, get_task
 
-__all__ = ["classification_metrics", "evaluate_build", "reference_variant"]
+__all__ = ["evaluate_build", "reference_variant"]
 
 
 def reference_variant(recipe: Recipe) -> str:
@@ -49,17 +50,6 @@ def reference_variant(recipe: Recipe) -> str:
         if (last.input_format, last.output_format) == ("torch", "onnx"):
             return name
     return "baseline"
-
-
-def classification_metrics(preds: list[int], labels: list[int], n_classes: int) -> dict[str, float]:
-    correct = sum(p == y for p, y in zip(preds, labels, strict=True))
-    f1s = []
-    for c in range(n_classes):
-        tp = sum(p == c and y == c for p, y in zip(preds, labels, strict=True))
-        fp = sum(p == c and y != c for p, y in zip(preds, labels, strict=True))
-        fn = sum(p != c and y == c for p, y in zip(preds, labels, strict=True))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return {"accuracy": correct / len(labels) if labels else 0.0, "macro_f1": sum(f1s) / n_classes}
 
 
 def evaluate_build(
@@ -78,12 +68,13 @@ def evaluate_build(
     threads = recipe.evaluate.latency.threads or available_cpus()
     ref = reference_variant(recipe)
 
-    preds = {n: _predictions(recipe, build.artifacts[n], splits, cache, progress, n) for n in names}
+    task = get_task(recipe.model.task)
+    preds = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}
     variants: dict[str, Any] = {}
     for n in names:
         art = build.artifacts[n]
-        m = classification_metrics(preds[n], splits.eval.labels, len(splits.label_names))
-        agree = sum(a == b for a, b in zip(preds[n], preds["baseline"], strict=True)) / len(preds[n])
+        m = task.scores(preds[n], splits.eval.labels, splits.label_names)
+        agree = task.agreement(preds[n], preds["baseline"])
         variants[n] = {
             "format": art.format,
             "runtime": "pytorch" if art.format == "torch" else "onnxruntime",
@@ -99,38 +90,45 @@ def evaluate_build(
     for n in names:
         if build.artifacts[n].format == "onnx":
             variants[n]["explain"] = explain_onnx(build.artifacts[n].onnx_file, cpu, threads)
+    primary = task.primary_metric
     for n in names:
-        variants[n]["accuracy_delta"] = variants[n]["accuracy"] - variants["baseline"]["accuracy"]
+        variants[n][f"{primary}_delta"] = variants[n][primary] - variants["baseline"][primary]
         variants[n]["size_ratio"] = variants[n]["size_bytes"] / variants[ref]["size_bytes"]
 
     results: list[dict[str, Any]] = []
     for provider in recipe.evaluate.providers:
         results += _measure_provider(recipe, build, provider, threads, splits, ref, progress, strict_providers)
-    return {"variants": variants, "results": results, "reference": ref, "threads": threads}
+    return {"variants": variants, "results": results, "reference": ref, "threads": threads, "task": _task_block(task)}
+
+
+def _task_block(task: Task) -> dict[str, Any]:
+    """What the report's readers need to show any task's metrics: their names, order and direction."""
+    return {
+        "name": task.name,
+        "primary_metric": task.primary_metric,
+        "metrics": [{"name": m, "higher_is_better": up} for m, up in task.metrics.items()],
+    }
 
 
 def _predictions(
-    recipe: Recipe, art: Artifact, splits: Splits, cache: ArtifactCache, progress: Progress, name: str
-) -> list[int]:
-    """Argmax on the eval split (ONNX on the CPU EP); cached per artifact and data, as it is deterministic."""
+    recipe: Recipe, task: Task, art: Artifact, splits: Splits, cache: ArtifactCache, progress: Progress, name: str
+) -> list[Any]:
+    """The task's predictions on the eval split (ONNX on the CPU EP); cached per artifact and data, as they
+    are deterministic."""
     key = cache_key({"artifact": art.key, "data": splits.fingerprint, "max_length": recipe.data.max_length})
     cached = cache.read_json(f"predictions-{key[:32]}.json")
     if isinstance(cached, list) and len(cached) == len(splits.eval):
         progress.log(f"  accuracy of {name}: cached predictions")
-        return [int(p) for p in cached]
+        return cached
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if art.format == "onnx":
             logits = onnx_logits(create_session(art.onnx_file), _tokenizer(art.path), texts, max_len, bs, advance)
         else:
-            model, tokenizer = _load_torch(art)
+            model, tokenizer = _load_torch(art, task)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
-    if logits.shape[-1] != len(splits.label_names):
-        raise EvaluationError(
-            f"{name}: the model outputs {logits.shape[-1]} classes but the data has {len(splits.label_names)} "
-            f"labels {splits.label_names}; set data.labels or fine-tune the head"
-        )
-    out = [int(p) for p in logits.argmax(-1)]
+    task.check_outputs(logits, splits.label_names, name)
+    out = task.predictions(logits)
     cache.write_json(f"predictions-{key[:32]}.json", out)
     return out
 
@@ -147,6 +145,7 @@ def _measure_provider(
 ) -> list[dict[str, Any]]:
     """Rows for one provider; unavailable or mostly-fallen-back sessions become 'not measured: why'."""
     ort_name = ort_provider_name(provider)
+    task = get_task(recipe.model.task)
     shapes = recipe.evaluate.shapes
     reason = provider_status(provider, strict=strict)
     if reason is not None:
@@ -162,7 +161,7 @@ def _measure_provider(
             if ort_name != "CPUExecutionProvider":
                 skipped[name] = "PyTorch variants are timed on the CPU only"
                 continue
-            loaded[name] = _torch_runner(art, threads)
+            loaded[name] = _torch_runner(art, threads, task)
             continue
         session = create_session(art.onnx_file, provider, threads)
         placements[name] = _placement(art, provider, threads, session, first_inputs[name])
@@ -214,7 +213,7 @@ def _measure_provider(
                 art = build.artifacts[name]
                 with progress.task(f"peak RSS of {name} b{shape.batch}×s{shape.seq} (own process)", total=1) as adv:
                     mem = measure_peak_rss(
-                        art.path, art.format, shape.batch, shape.seq, threads=threads, provider=ort_name
+                        art.path, art.format, shape.batch, shape.seq, threads=threads, provider=ort_name, task=task
                     )
                     adv(1)
                 row["memory"] = mem
@@ -284,11 +283,11 @@ def _onnx_runner(session: Any, device: str = "cpu") -> Callable[[dict[str, Any]]
     return make
 
 
-def _torch_runner(art: Artifact, threads: int) -> Callable[[dict[str, Any]], Callable[[], Any]]:
+def _torch_runner(art: Artifact, threads: int, task: Task) -> Callable[[dict[str, Any]], Callable[[], Any]]:
     import torch
 
     torch.set_num_threads(threads)
-    model, _ = _load_torch(art)
+    model, _ = _load_torch(art, task)
 
     def make(enc: dict[str, Any]) -> Callable[[], Any]:
         feed = {k: torch.from_numpy(v) for k, v in enc.items()}
@@ -302,15 +301,8 @@ def _torch_runner(art: Artifact, threads: int) -> Callable[[dict[str, Any]], Cal
     return make
 
 
-def _load_torch(art: Artifact) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification
-
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(art.path).eval()
-        tokenizer = _tokenizer(art.path)
-    except (OSError, ValueError) as e:
-        raise EvaluationError(f"could not load the torch model in {str(art.path)!r}: {e}") from None
-    return model, tokenizer
+def _load_torch(art: Artifact, task: Task) -> tuple[Any, Any]:
+    return task.load_model(art.path, [], trust_remote_code=False, for_training=False, where=f"{str(art.path)!r}")
 
 
 @functools.lru_cache(maxsize=32)

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from optkit.tasks import Task, get_task
+
 __all__ = ["measure_peak_rss"]
 
 _MB = 1024 * 1024
@@ -32,6 +34,7 @@ def measure_peak_rss(
     threads: int | None = None,
     timeout: float = 600,
     provider: str = "CPUExecutionProvider",
+    task: Task | None = None,
 ) -> dict[str, Any]:
     """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why').
 
@@ -57,6 +60,8 @@ def measure_peak_rss(
         cmd += ["--threads", str(threads)]
     if fmt == "onnx":
         cmd += ["--provider", provider]
+    else:
+        cmd += ["--auto-model", (task or get_task("text-classification")).auto_model]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -115,7 +120,7 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
     else:
         import numpy as np
         import torch
-        from transformers import AutoModelForSequenceClassification
+        import transformers
 
         vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
         rng = np.random.default_rng(0)  # token values do not change memory use; only their count does
@@ -126,7 +131,7 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
             torch.set_num_threads(args.threads)
         before = _rss_bytes()
         t0 = time.perf_counter()
-        model = AutoModelForSequenceClassification.from_pretrained(args.path).eval()
+        model = getattr(transformers, args.auto_model).from_pretrained(args.path).eval()
         load_s = time.perf_counter() - t0
         with torch.inference_mode():
             for _ in range(args.runs):
@@ -157,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--provider", default="CPUExecutionProvider")
+    parser.add_argument("--auto-model", default="AutoModelForSequenceClassification", help="torch: the task's class")
     args = parser.parse_args(argv)
     print(json.dumps(_probe(args)))
     return 0

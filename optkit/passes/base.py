@@ -57,6 +57,8 @@ class PassConfig(BaseModel):
     trains_head: ClassVar[bool] = False
     # Libraries whose version changes this pass's output, besides optkit's common ones; part of its cache key.
     key_libraries: ClassVar[tuple[str, ...]] = ()
+    # The tasks (model.task) this pass makes sense for; None: every task.
+    tasks: ClassVar[frozenset[str] | None] = None
 
     @property
     def uses_calibration(self) -> bool:
@@ -109,6 +111,7 @@ class RunSettings:
     max_length: int  # data.max_length: truncation unless the step sets its own
     num_labels: int | None = None  # model.num_labels: the head size the recipe asks for, if it says
     trust_remote_code: bool = False  # model.trust_remote_code, for every model a pass loads
+    task: str = "text-classification"  # model.task: which head a model gets, how its outputs are read
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,7 +20,7 @@ from optkit.errors import PassError, RecipeError
 from optkit.guards import ModelDims, forward_bytes, training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
-from optkit.passes.finetune import load_for_classification
+from optkit.passes.finetune import load_for_training
 from optkit.passes.kd import soft_kl, train_logits
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
@@ -66,6 +66,8 @@ class DistillConfig(PassConfig):
     """Knowledge distillation into a smaller student, with early stopping on held-out train rows."""
 
     kind: Literal["distill"] = "distill"
+    # Class logits are what it distils from and ranks by; other heads have no such outputs.
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification"})
     student: StudentSpec
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the KL term.")
     kd_weight: float = Field(0.5, ge=0, description="Weight of KL(teacher || student) on softened logits.")
@@ -137,7 +139,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     splits = ctx.splits()
     seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)
-    teacher, t_tok = load_for_classification(src, splits.label_names, ctx)
+    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
     student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
     teacher_info, student_info = describe_model(teacher), describe_model(student)
     layer_map = _layer_map(config, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
@@ -260,7 +262,7 @@ def _make_student(
     spec = config.student
     if spec.model is not None:
         source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.settings.trust_remote_code))
-        return load_for_classification(source, label_names, ctx)
+        return load_for_training(source, label_names, ctx)
     student = copy.deepcopy(teacher)
     if spec.layers is not None:
         surgery.keep_layers(student, spec.layers)

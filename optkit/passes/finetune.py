@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from optkit.errors import DataError, PassError
+from optkit.errors import DataError
 from optkit.guards import ModelDims, training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
 from optkit.passes.training import planned_steps, train_classifier
+from optkit.tasks import get_task
 
-__all__ = ["FinetuneConfig", "finetune", "load_for_classification"]
+__all__ = ["FinetuneConfig", "finetune", "load_for_training"]
 
 
 class FinetuneConfig(PassConfig):
@@ -43,7 +44,7 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     splits = ctx.splits()
     seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)  # before loading: the new classifier head is initialised randomly
-    model, tokenizer = load_for_classification(src, splits.label_names, ctx)
+    model, tokenizer = load_for_training(src, splits.label_names, ctx)
     max_length = config.max_length or ctx.settings.max_length
     total = planned_steps(len(splits.train), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
@@ -61,6 +62,7 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
             seed=seed,
             max_steps=config.max_steps,
             on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
+            label_dtype=get_task(ctx.settings.task).target_dtype,
         )
     model.save_pretrained(ctx.out_dir, safe_serialization=True)
     tokenizer.save_pretrained(ctx.out_dir)
@@ -80,40 +82,18 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     return Artifact(ctx.out_dir, "torch", key="")
 
 
-def load_for_classification(src: Artifact, label_names: list[str], ctx: PassContext):  # type: ignore[no-untyped-def]
-    """Load ``src`` with a head of ``len(label_names)`` outputs; a head of another size is re-initialised."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    spec = ctx.settings
-    if spec.num_labels is not None and spec.num_labels != len(label_names):
+def load_for_training(src: Artifact, names: list[str], ctx: PassContext) -> tuple[Any, Any]:
+    """``src`` with the recipe task's head for ``names`` (re-initialised if it does not fit), and its tokenizer."""
+    if ctx.settings.num_labels is not None and ctx.settings.num_labels != len(names):
         raise DataError(
-            f"model.num_labels is {spec.num_labels} but data.labels gives {len(label_names)} classes "
-            f"{label_names}; make them equal"
+            f"model.num_labels is {ctx.settings.num_labels} but data.labels gives {len(names)} classes "
+            f"{names}; make them equal"
         )
-    id2label = dict(enumerate(label_names))
-    try:
-        base = AutoConfig.from_pretrained(src.path, trust_remote_code=spec.trust_remote_code)
-        had_head = any(a.endswith("ForSequenceClassification") for a in (base.architectures or []))
-        if had_head and base.num_labels != len(label_names):
-            ctx.progress.log(
-                f"  [yellow]note[/]: the model's head has {base.num_labels} labels, the data {len(label_names)}; "
-                f"the head is re-initialised"
-            )
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected before fine-tuning
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                src.path,
-                num_labels=len(label_names),
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-                ignore_mismatched_sizes=True,
-                trust_remote_code=spec.trust_remote_code,
-            )
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        tokenizer = AutoTokenizer.from_pretrained(src.path, trust_remote_code=spec.trust_remote_code)
-    except (OSError, ValueError, KeyError) as e:
-        raise PassError(f"{ctx.step}: could not load {str(src.path)!r} as a classifier: {e}") from e
-    return model, tokenizer
+    return get_task(ctx.settings.task).load_model(
+        src.path,
+        names,
+        trust_remote_code=ctx.settings.trust_remote_code,
+        for_training=True,
+        where=ctx.step,
+        log=ctx.progress.log,
+    )

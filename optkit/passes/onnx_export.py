@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from optkit.errors import PassError
+from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
 from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext
 from optkit.passes.registry import register_pass
+from optkit.tasks import Task, get_task
 
 __all__ = ["ExportConfig", "export", "validate_export"]
 
@@ -34,15 +36,13 @@ class ExportConfig(PassConfig):
 @register_pass(ExportConfig, version=1, input_format="torch", output_format="onnx", uses_data=True)
 def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     """Export ``src`` to ``ctx.out_dir/model.onnx``; fail the step if validation is out of tolerance."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     trust = ctx.settings.trust_remote_code
-    tokenizer = AutoTokenizer.from_pretrained(src.path, trust_remote_code=trust)
-    model = AutoModelForSequenceClassification.from_pretrained(src.path, trust_remote_code=trust).eval()
+    task = get_task(ctx.settings.task)
+    model, tokenizer = task.load_model(src.path, [], trust_remote_code=trust, for_training=False, where=ctx.step)
     target = ctx.out_dir / ONNX_FILE
     try:
         if config.backend == "optimum":
-            _export_optimum(src.path, ctx.out_dir, config.opset, trust)
+            _export_optimum(src.path, ctx.out_dir, config.opset, trust, task.export_name)
         else:
             _export_torch(model, tokenizer, target, config.opset)
     except PassError:
@@ -53,33 +53,34 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     model.config.save_pretrained(ctx.out_dir)
 
     texts = ctx.splits().eval.texts[: config.validation_samples]
-    check = validate_export(model, tokenizer, target, texts, ctx.settings.max_length)
+    check = validate_export(model, tokenizer, target, texts, ctx.settings.max_length, task)
     ctx.meta["validation"] = check
     ctx.progress.log(
         f"  validated on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "
-        f"(atol {config.atol:g}), argmax agreement {check['agreement']:.4f}"
+        f"(atol {config.atol:g}), agreement {check['agreement']:.4f}"
     )
     if check["max_abs_diff"] > config.atol or check["agreement"] < config.min_agreement:
         raise PassError(
             f"{ctx.step}: the exported model does not match PyTorch: max |logit diff| "
-            f"{check['max_abs_diff']:.3e} (allowed {config.atol:g}), argmax agreement {check['agreement']:.4f} "
+            f"{check['max_abs_diff']:.3e} (allowed {config.atol:g}), agreement {check['agreement']:.4f} "
             f"(required {config.min_agreement:g}). Try another opset or backend, or loosen export.atol "
             f"if the difference is acceptable"
         )
     return Artifact(ctx.out_dir, "onnx", key="")
 
 
-def validate_export(model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], max_length: int) -> dict[str, Any]:
-    """Compare PyTorch and ONNX Runtime logits on ``texts``: the export gate's two numbers."""
+def validate_export(
+    model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], max_length: int, task: Task
+) -> dict[str, Any]:
+    """Compare PyTorch and ONNX Runtime outputs on ``texts``: the export gate's two numbers, the largest
+    difference and how often the two agree on the task's prediction."""
     import numpy as np
-
-    from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
 
     session = create_session(onnx_path)
     ref = torch_logits(model, tokenizer, texts, max_length, batch_size=16)
     got = onnx_logits(session, tokenizer, texts, max_length, batch_size=16)
     diff = float(np.abs(ref - got).max()) if len(texts) else 0.0
-    agreement = float((ref.argmax(-1) == got.argmax(-1)).mean()) if len(texts) else 1.0
+    agreement = task.agreement(task.predictions(got), task.predictions(ref)) if len(texts) else 1.0
     return {"samples": len(texts), "max_abs_diff": diff, "agreement": agreement}
 
 
@@ -130,13 +131,13 @@ def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
         )
 
 
-def _export_optimum(src: Path, out_dir: Path, opset: int, trust_remote_code: bool) -> None:
+def _export_optimum(src: Path, out_dir: Path, opset: int, trust_remote_code: bool, task: str) -> None:
     from optimum.exporters.onnx import main_export
 
     main_export(
         model_name_or_path=str(src),
         output=out_dir,
-        task="text-classification",
+        task=task,
         opset=opset,
         do_validation=False,  # optkit validates itself, as a gate, on real eval rows
         trust_remote_code=trust_remote_code,

@@ -12,7 +12,7 @@ Recovery training (optionally distilling from the unpruned input) can follow, an
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,7 +20,7 @@ from optkit.errors import PassError, RecipeError
 from optkit.guards import ModelDims, training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
-from optkit.passes.finetune import load_for_classification
+from optkit.passes.finetune import load_for_training
 from optkit.passes.kd import soft_kl, train_logits
 from optkit.passes.options import BatchSize, LearningRate, MaxLength, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
@@ -40,6 +40,8 @@ class PruneConfig(PassConfig):
     """What to remove, how to rank it, and how to recover afterwards."""
 
     kind: Literal["prune"] = "prune"
+    # Class logits are what it distils from and ranks by; other heads have no such outputs.
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification"})
     method: Literal["structured", "unstructured", "nm"] = Field(
         "structured", description="structured: remove heads/neurons/layers; unstructured: zero weights; nm: N:M."
     )
@@ -115,7 +117,7 @@ def prune(src: Artifact, config: PruneConfig, ctx: PassContext) -> Artifact:
     splits = ctx.splits()
     seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)
-    model, tok = load_for_classification(src, splits.label_names, ctx)
+    model, tok = load_for_training(src, splits.label_names, ctx)
     before = describe_model(model)
     max_length = config.max_length or ctx.settings.max_length
     recover = _recovery(src, model, tok, config, ctx, seed, max_length) if config.recovery_epochs else None

@@ -51,13 +51,15 @@ def train_classifier(
     on_step: Callable[[int, int, float], None] | None = None,
     loss_fn: LossFn | None = None,
     on_epoch_end: Callable[[int, int], bool] | None = None,
+    label_dtype: str = "long",
 ) -> TrainResult:
-    """Train ``model`` in place on (text, label) pairs; cross-entropy unless ``loss_fn`` says otherwise.
+    """Train ``model`` in place on (text, target) pairs with the model's own loss, unless ``loss_fn`` says otherwise.
 
-    ``loss_fn(model, batch)`` gets the batch with ``idx`` (row indices into ``texts``), so a
-    distillation loss can look up what the teacher said about those rows. ``on_epoch_end(epoch,
-    step)`` runs after every full pass over the data and stops training by returning True
-    (early stopping).
+    ``label_dtype`` is the torch dtype of the targets that loss expects: ``long`` class ids for
+    cross-entropy, ``float`` for a regression head. ``loss_fn(model, batch)`` gets the batch with
+    ``idx`` (row indices into ``texts``), so a distillation loss can look up what the teacher said
+    about those rows. ``on_epoch_end(epoch, step)`` runs after every full pass over the data and
+    stops training by returning True (early stopping).
 
     Batches are padded to their longest member and built from rows of similar length
     (reviews are short, a few are long: padding every batch to its one long review would
@@ -79,7 +81,7 @@ def train_classifier(
         enc = tokenizer(
             [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
         )
-        enc["labels"] = torch.tensor([labels[i] for i in idx], dtype=torch.long)
+        enc["labels"] = torch.tensor([labels[i] for i in idx], dtype=getattr(torch, label_dtype))
         enc["idx"] = torch.tensor(idx, dtype=torch.long)
         return dict(enc)
 
@@ -99,7 +101,7 @@ def train_classifier(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    loss_fn = loss_fn or _cross_entropy
+    loss_fn = loss_fn or _model_loss
     model.train()
     step, losses, seen, epoch, stop = 0, [], 0, 0, False
     start = time.perf_counter()
@@ -136,7 +138,8 @@ def train_classifier(
     )
 
 
-def _cross_entropy(model: Any, batch: dict[str, Any]) -> Any:
+def _model_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """The loss the model computes from its own head and the batch's labels (cross-entropy for a classifier)."""
     return model(**{k: v for k, v in batch.items() if k != "idx"}).loss
 
 

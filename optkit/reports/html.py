@@ -10,6 +10,7 @@ import html
 from typing import Any
 
 from optkit.reports.charts import accuracy_latency_svg, latency_distribution_svg, measured_rows, size_memory_svg
+from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.pareto import pareto_front
 
 __all__ = ["render_html"]
@@ -52,7 +53,7 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
             }
         )
     )
-    headers = ["variant", "runtime", "accuracy", "Δ acc (pts)", "agree"]
+    headers = ["variant", "runtime", *metric_headers(report, secondary=False), "agree"]
     for b, s in shapes:
         headers += [f"p50 b{b}×s{s} ms [95% CI]", f"speed-up b{b}×s{s}", f"rows/s b{b}×s{s}"]
     headers += ["peak RSS MB", "size MB", "on provider"]
@@ -61,8 +62,7 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
         row = [
             _e(name) + (" (ref)" if name == ref else "") + (" ★" if name in front else ""),
             _e(v["runtime"]),
-            f"{v['accuracy']:.4f}" if "accuracy" in v else "–",
-            "–" if name == "baseline" or "accuracy_delta" not in v else f"{v['accuracy_delta'] * 100:+.2f}",
+            *metric_cells(report, name, v, secondary=False),
             f"{v['agreement_with_baseline']:.3f}" if "agreement_with_baseline" in v else "–",
         ]
         peak, placed = None, ""

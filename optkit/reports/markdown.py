@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optkit.reports.compression import structure_markdown
+from optkit.reports.metrics import metric_cells, metric_headers
 
 __all__ = ["render_markdown", "summary_table"]
 
@@ -14,7 +15,7 @@ def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], lis
     variants = report["variants"]
     ref = report["reference"]
     shapes = [(s["batch"], s["seq"]) for s in report["recipe"]["evaluate"]["shapes"]]
-    headers = ["variant", "runtime", "accuracy", "Δ acc (pts)", "macro-F1", "agree"]
+    headers = ["variant", "runtime", *metric_headers(report), "agree"]
     for b, s in shapes:
         headers += [f"p50 b{b}×s{s} (ms)", f"speed-up b{b}×s{s}"]
     headers += ["peak RSS (MB)", "size (MB)"]
@@ -23,9 +24,7 @@ def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], lis
         row = [
             name + (" (ref)" if name == ref else ""),
             v["runtime"],
-            f"{v['accuracy']:.4f}",
-            "–" if name == "baseline" else f"{v['accuracy_delta'] * 100:+.2f}",
-            f"{v['macro_f1']:.4f}",
+            *metric_cells(report, name, v),
             f"{v['agreement_with_baseline']:.3f}",
         ]
         peak = None

@@ -11,6 +11,7 @@ from typing import Any
 from optkit.errors import DataError
 from optkit.recipe import DataSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
+from optkit.tasks import Task, get_task
 
 __all__ = ["Split", "Splits", "load_splits", "read_table"]
 
@@ -21,7 +22,8 @@ _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", "
 @dataclass(frozen=True)
 class Split:
     texts: list[str]
-    labels: list[int]
+    labels: list[Any]  # the task's targets: class ids for a classifier
+    rows: list[int] = field(default_factory=list)  # position among the usable rows: texts can repeat, rows cannot
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -37,10 +39,14 @@ class Splits:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_splits(spec: DataSpec, seed: int) -> Splits:
-    """Read ``spec.source``, filter to ``spec.labels`` and cut train / calibration / eval."""
+def load_splits(spec: DataSpec, seed: int, task: Task | str = "text-classification") -> Splits:
+    """Read ``spec.source``, let the task read its targets, and cut train / calibration / eval.
+
+    Splits are seeded, and stratified by what the task says (class ids for a classifier).
+    """
     import numpy as np
 
+    task = get_task(task) if isinstance(task, str) else task
     frame, source_hash, where = read_table(spec)
     for col, role in ((spec.text, "text"), (spec.label, "label")):
         if col not in frame.columns:
@@ -52,24 +58,12 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
     frame = frame[[spec.text, spec.label]].dropna()
     frame = frame[frame[spec.text].astype(str).str.strip() != ""]
-    values = _label_strings(frame[spec.label])
-    label_values = spec.label_values or sorted(values.unique())
-    missing = [value for value in label_values if value not in set(values)]
-    if missing:
-        found = ", ".join(sorted(values.unique())[:10])
-        raise DataError(f"data.labels: {missing} never occur in column {spec.label!r} of {where} (found: {found})")
-    keep = values.isin(label_values)
-    frame, values = frame[keep], values[keep]
-    if len(frame) == 0:
-        raise DataError(f"data.source: {where} has no rows with text and a label in {label_values}")
-    if len(label_values) < 2:
-        raise DataError(
-            f"data.label: column {spec.label!r} of {where} has a single class {label_values}; need 2 or more"
-        )
-    label_names = spec.label_names(label_values)
-
+    targets = task.targets(frame[spec.label], spec, where)
+    frame = frame[targets.keep]
+    label_names = targets.names
     texts = frame[spec.text].astype(str).tolist()
-    label_ids = values.map({value: i for i, value in enumerate(label_values)}).astype(int).to_numpy()
+    values = targets.values
+    strata = np.asarray(targets.strata if targets.strata is not None else [0] * len(texts))
     rng = np.random.default_rng(seed)
     n = len(texts)
     n_eval = _count(spec.splits.eval, n, "eval")
@@ -78,17 +72,17 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         raise DataError(
             f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
         )
-    eval_idx, rest = _stratified_take(label_ids, np.arange(n), n_eval, rng)
-    train_idx, _ = _stratified_take(label_ids, rest, n_train, rng)
+    eval_idx, rest = _stratified_take(strata, np.arange(n), n_eval, rng)
+    train_idx, _ = _stratified_take(strata, rest, n_train, rng)
     n_cal = spec.splits.calibration
     if n_cal > len(train_idx):
         raise DataError(
             f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
         )
-    cal_idx, _ = _stratified_take(label_ids, train_idx, n_cal, rng)
+    cal_idx, _ = _stratified_take(strata, train_idx, n_cal, rng)
 
     def pick(idx: Any) -> Split:
-        return Split([texts[i] for i in idx], [int(label_ids[i]) for i in idx])
+        return Split([texts[i] for i in idx], [values[i] for i in idx], [int(i) for i in idx])
 
     cut = {
         "seed": seed,
@@ -98,22 +92,11 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
         "label": spec.label,
         "source": source_hash,
     }
-    if label_values != label_names:  # a mapping renamed them; unchanged otherwise, so existing caches still hit
-        cut["label_values"] = label_values
+    cut.update(task.data_identity)
+    cut.update(targets.identity)
     fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
-    counts = {name: int((label_ids == i).sum()) for i, name in enumerate(label_names)}
-    info = {"source": where, "rows_used": n, "class_counts": counts, "source_sha256": source_hash}
+    info = {"source": where, "rows_used": n, **targets.summary, "source_sha256": source_hash}
     return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), label_names, fingerprint, info)
-
-
-def _label_strings(column: Any) -> Any:
-    """Label values as text, the way a recipe names them: an integer column with gaps reads as floats in
-    pandas (1.0), so whole floats are written as integers ('1')."""
-    import pandas as pd
-
-    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
-        return column.astype("Int64").astype(str)
-    return column.astype(str)
 
 
 def read_table(spec: DataSpec) -> tuple[Any, str, str]:

@@ -18,10 +18,10 @@ from tests.conftest import context
 def test_student_starts_from_the_chosen_teacher_layers(teacher: Artifact, teacher_recipe: dict, tmp_path: Path) -> None:
     import torch
 
-    from optkit.passes.finetune import load_for_classification
+    from optkit.passes.finetune import load_for_training
 
     ctx = context(teacher_recipe, tmp_path)
-    model, tok = load_for_classification(teacher, ["rotten", "fresh"], ctx)
+    model, tok = load_for_training(teacher, ["rotten", "fresh"], ctx)
     config = DistillConfig(student=StudentSpec(layers=[0, 3], intermediate_size=16, num_attention_heads=2))
     student, _ = _make_student(model, tok, config, ["rotten", "fresh"], ctx)
     assert student.config.num_hidden_layers == 2
@@ -36,13 +36,13 @@ def test_student_starts_from_the_chosen_teacher_layers(teacher: Artifact, teache
 def _eval_accuracy(path: Path, ctx) -> float:  # type: ignore[no-untyped-def]
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from optkit.evaluate.harness import classification_metrics
     from optkit.evaluate.predict import torch_logits
+    from optkit.tasks.text_classification import classification_scores
 
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     splits = ctx.splits()
     preds = torch_logits(model, AutoTokenizer.from_pretrained(path), splits.eval.texts, 16, 32).argmax(-1)
-    return classification_metrics(preds.tolist(), splits.eval.labels, 2)["accuracy"]
+    return classification_scores(preds.tolist(), splits.eval.labels, 2)["accuracy"]
 
 
 def test_distillation_lowers_the_loss_of_an_untrained_smaller_student(

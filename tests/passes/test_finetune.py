@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 
 from optkit.errors import DataError
-from optkit.evaluate.harness import classification_metrics
 from optkit.evaluate.predict import torch_logits
 from optkit.passes.base import Artifact
 from optkit.passes.finetune import FinetuneConfig, finetune
 from optkit.sources.model import resolve_model
+from optkit.tasks.text_classification import classification_scores
 from tests.conftest import context
 
 
@@ -29,7 +29,7 @@ def test_finetune_learns_the_task_and_saves_a_loadable_classifier(finetuned: Art
     recipe = recipe_from_dict(base_recipe)
     splits = load_splits(recipe.data, recipe.seed)
     preds = torch_logits(model, tok, splits.eval.texts, 16, 32).argmax(-1).tolist()
-    assert classification_metrics(preds, splits.eval.labels, 2)["accuracy"] >= 0.8
+    assert classification_scores(preds, splits.eval.labels, 2)["accuracy"] >= 0.8
 
 
 def _weights(path: Path) -> Any:

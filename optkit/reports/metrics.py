@@ -1,0 +1,59 @@
+"""Which metrics a report shows, in what order and how: read from the report's task block.
+
+Reports written before tasks existed (and classification reports) show accuracy, its change in
+points and macro-F1, as they always did; another task's report shows its own metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["metric_cells", "metric_headers", "primary_metric"]
+
+_CLASSIFICATION = {
+    "name": "text-classification",
+    "primary_metric": "accuracy",
+    "metrics": [{"name": "accuracy", "higher_is_better": True}, {"name": "macro_f1", "higher_is_better": True}],
+}
+# How the classification columns have always been headed; other metrics use their own names.
+_HEADERS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+_DELTA_HEADERS = {"accuracy": "Δ acc (pts)"}
+_IN_POINTS = {"accuracy", "macro_f1"}  # fractions of 1, whose changes read best in points
+
+
+def task_block(report: dict[str, Any]) -> dict[str, Any]:
+    return report.get("task") or _CLASSIFICATION
+
+
+def primary_metric(report: dict[str, Any]) -> str:
+    return str(task_block(report)["primary_metric"])
+
+
+def metric_headers(report: dict[str, Any], *, secondary: bool = True) -> list[str]:
+    """Primary metric, its change against the baseline, then (with ``secondary``) the other metrics."""
+    primary = primary_metric(report)
+    headers = [_HEADERS.get(primary, primary), _DELTA_HEADERS.get(primary, f"Δ {primary}")]
+    if secondary:
+        headers += [_HEADERS.get(m["name"], m["name"]) for m in task_block(report)["metrics"][1:]]
+    return headers
+
+
+def metric_cells(report: dict[str, Any], name: str, variant: dict[str, Any], *, secondary: bool = True) -> list[str]:
+    """The cells under ``metric_headers`` for one variant; '–' where a variant has no such figure (bench)."""
+    primary = primary_metric(report)
+    delta = variant.get(f"{primary}_delta")
+    cells = [
+        _value(variant.get(primary)),
+        "–" if name == "baseline" or delta is None else _delta(primary, delta),
+    ]
+    if secondary:
+        cells += [_value(variant.get(m["name"])) for m in task_block(report)["metrics"][1:]]
+    return cells
+
+
+def _value(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
+
+
+def _delta(metric: str, x: float) -> str:
+    return f"{x * 100:+.2f}" if metric in _IN_POINTS else f"{x:+.4f}"

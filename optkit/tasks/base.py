@@ -1,0 +1,94 @@
+"""The Task protocol: every place where optkit needs to know what a model is for asks a Task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from optkit.recipe import DataSpec, Recipe
+    from optkit.sources.data import Splits
+
+__all__ = ["Targets", "Task"]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a task read from the label column: one target per kept row, and how to describe them."""
+
+    values: list[Any]  # one per kept row: a class id, a number, ...
+    keep: Any  # boolean mask over the rows it was given: rows without a usable target are dropped
+    names: list[str]  # class names in id order; empty for tasks without classes
+    strata: list[int] | None  # split so that each stratum keeps its share (class ids), or None: plain random
+    summary: dict[str, Any] = field(default_factory=dict)  # for the report and `optkit validate`
+    identity: dict[str, Any] = field(default_factory=dict)  # what else shapes the targets: part of the data key
+
+
+class Task:
+    """What a kind of model does with its data. Subclass it, set the class attributes, register it.
+
+    Every method has the one implementation optkit needs for that task; nothing outside
+    ``optkit.tasks`` assumes class logits, argmax or accuracy.
+    """
+
+    name: ClassVar[str]
+    # Metric names in report order, primary first, each with whether higher is better.
+    metrics: ClassVar[dict[str, bool]]
+    # What Optimum's exporter calls this kind of model (its ``task=`` argument).
+    export_name: ClassVar[str]
+    # The transformers Auto class that loads a saved model of this task with its head.
+    auto_model: ClassVar[str]
+    # dtype of the training targets handed to the model's own loss ("long" class ids, "float" values).
+    target_dtype: ClassVar[str] = "long"
+
+    @property
+    def primary_metric(self) -> str:
+        return next(iter(self.metrics))
+
+    @property
+    def data_identity(self) -> dict[str, Any]:
+        """What the task adds to the data's key: the same rows read by two tasks are two data sets."""
+        return {"task": self.name}
+
+    def targets(self, column: Any, spec: DataSpec, where: str) -> Targets:
+        """Read the label column (a pandas Series, missing values already dropped) into targets."""
+        raise NotImplementedError
+
+    def check_model(self, recipe: Recipe, config: dict[str, Any], splits: Splits, head_pass: str | None) -> None:
+        """Refuse, before any work, a model whose head cannot serve this data.
+
+        ``head_pass`` is None when the baseline trains a new head, else the pass to suggest for it.
+        """
+
+    def load_model(
+        self,
+        path: Path,
+        names: Sequence[str],
+        *,
+        trust_remote_code: bool,
+        for_training: bool,
+        where: str,
+        log: Callable[[str], None] = print,
+    ) -> tuple[Any, Any]:
+        """(torch model, tokenizer or processor) from an HF folder, with this task's head.
+
+        For training, a head that does not fit ``names`` is replaced; for inference the saved one is used.
+        """
+        raise NotImplementedError
+
+    def check_outputs(self, outputs: Any, names: Sequence[str], variant: str) -> None:
+        """Refuse outputs of the wrong shape before they are scored (a head of another size)."""
+
+    def predictions(self, outputs: Any) -> list[Any]:
+        """Raw model outputs (numpy, one row per example) to one prediction per example, JSON-serialisable."""
+        raise NotImplementedError
+
+    def scores(self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str]) -> dict[str, float]:
+        """Every metric in ``metrics``, on one split."""
+        raise NotImplementedError
+
+    def agreement(self, predictions: Sequence[Any], reference: Sequence[Any]) -> float:
+        """Share of examples on which two models agree (a compressed variant and its baseline)."""
+        raise NotImplementedError
