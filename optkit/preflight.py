@@ -31,7 +31,9 @@ def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_mem
     config = read_model_config(source.path)
     check_limits(recipe, source.path, config)
     head_pass = None if any(s.trains_head for s in recipe.baseline) else _head_pass()
-    get_task(recipe.model.task).check_model(recipe, config, splits, head_pass)
+    task = get_task(recipe.model.task)
+    task.check_model(recipe, config, splits, head_pass)
+    _check_gates_fit(recipe, list(task.metrics))
     plan = Plan(config, weights_bytes(source.path), splits, recipe.data.max_length)
     check_chains(recipe, plan)
     check_memory(memory_demands(recipe, plan), available_memory)
@@ -110,6 +112,18 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _length(step: Any) -> int | None:
     return getattr(step, "max_length", None)
+
+
+def _check_gates_fit(recipe: Recipe, metrics: list[str]) -> None:
+    """An accuracy gate on a task that has no accuracy would fail every run; say so now."""
+    if "accuracy" in metrics:
+        return
+    for name, gate in recipe.report.gates.items():
+        if gate.max_accuracy_drop is not None:
+            raise RecipeError(
+                f"report.gates.{name}.max_accuracy_drop: model.task {recipe.model.task!r} has no accuracy (its "
+                f"metrics: {', '.join(metrics)}); remove the gate, or use min_agreement"
+            )
 
 
 def _head_pass() -> str:
