@@ -6,6 +6,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -16,17 +17,40 @@ from optkit.recipe import LatencySpec, Shape
 from optkit.reports.schema import validate_report
 
 
-def plain_ort_median_ms(model: Path, threads: int, batch: int, seq: int, runs: int, warmup: int = 10) -> float:
-    """An independent timing: one InferenceSession, the same synthetic input, a bare perf_counter loop."""
-    import onnxruntime as ort
+def plain_feed(session: Any, model: Path, batch: int, seq: int) -> dict[str, Any]:
+    """Inputs built here, not by optkit: token ids below the config's vocab size, masks of ones, type ids of zeros.
 
-    from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+    Latency depends on the shapes and dtypes only, so any valid ids will do; what matters is that
+    a fault in optkit's own feed builder (a wrong shape, a dtype, a missing input) cannot hide in
+    both figures at once.
+    """
+    import numpy as np
+
+    config = model.parent / "config.json"
+    vocab = json.loads(config.read_text())["vocab_size"] if config.is_file() else 1000
+    rng = np.random.default_rng(1)
+    dtypes = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+    feed = {}
+    for inp in session.get_inputs():
+        assert inp.type in dtypes and len(inp.shape) == 2, (inp.name, inp.type, inp.shape)  # a BERT-like model
+        if "mask" in inp.name:
+            feed[inp.name] = np.ones((batch, seq), dtype=dtypes[inp.type])
+        elif "type" in inp.name:
+            feed[inp.name] = np.zeros((batch, seq), dtype=dtypes[inp.type])
+        else:
+            feed[inp.name] = rng.integers(0, vocab, size=(batch, seq)).astype(dtypes[inp.type])
+    return feed
+
+
+def plain_ort_median_ms(model: Path, threads: int, batch: int, seq: int, runs: int, warmup: int = 10) -> float:
+    """An independent timing: one InferenceSession, a feed built here, a bare perf_counter loop."""
+    import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    feed = synthetic_feed(session, batch, seq, vocab_size_near(model))
+    feed = plain_feed(session, model, batch, seq)
     for _ in range(warmup):
         session.run(None, feed)
     times = []
@@ -83,4 +107,5 @@ def test_bench_strict_providers_and_bad_options(exported: Artifact) -> None:
 
 def test_bench_median_agrees_with_a_plain_loop_on_the_tiny_model(exported: Artifact) -> None:
     bench, plain = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
-    assert abs(bench / plain - 1) < 0.25, (bench, plain)  # sub-millisecond runs: loose; MiniLM check is 10%
+    # sub-millisecond runs: a loose band; tests/test_integration.py holds the real MiniLM to 10%
+    assert abs(bench / plain - 1) < 0.25, (bench, plain)

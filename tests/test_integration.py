@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from optkit.api import run_recipe
+from tests.test_bench import bench_agrees_with_plain_loop
 
 pytestmark = pytest.mark.slow
 
@@ -49,3 +50,8 @@ def test_minilm_slice_end_to_end(tmp_path: Path) -> None:
     assert all("peak_rss_mb" in m for m in mem.values()), mem
     assert mem["int8-dynamic"]["model_rss_mb"] < mem["fp32-onnx"]["model_rss_mb"]
     assert mem["baseline"]["rss_before_load_mb"] > mem["fp32-onnx"]["rss_before_load_mb"]  # torch import
+
+    # optkit bench on the exported MiniLM against a plain ONNX Runtime loop with its own feed
+    onnx_file = tmp_path / "ws" / "cache" / export["key"] / "model.onnx"
+    bench, plain = bench_agrees_with_plain_loop(onnx_file, threads=2, batch=1, seq=64, runs=100)
+    assert abs(bench / plain - 1) < 0.10, (bench, plain)

@@ -24,6 +24,7 @@ from optkit.provider_names import PROVIDER_NAMES, ort_provider_name
 __all__ = [
     "GPU_PROVIDERS",
     "PROVIDER_NAMES",
+    "IOBindingRun",
     "count_placement",
     "gpu_memory_used_mb",
     "io_binding_runner",
@@ -123,26 +124,38 @@ def placement_problem(provider: str, placement: dict[str, Any]) -> str | None:
     return None
 
 
-def io_binding_runner(session: Any, feed: dict[str, Any], device: str) -> Callable[[], Any]:
-    """A run callable with inputs copied to ``device`` once and outputs left there.
+class IOBindingRun:
+    """A run callable with inputs copied to the device once and outputs left there.
 
     Without I/O binding a GPU latency includes two host-device copies per call, which is not
-    what a served model pays when its inputs already live on the device.
+    what a served model pays when its inputs already live on the device. Calling the object
+    runs the model and copies nothing back; ``outputs()`` copies the last run's outputs to the
+    host, so a test can check that what was bound is what ``session.run`` would have computed.
     """
-    import onnxruntime as ort
 
-    binding = session.io_binding()
-    for name, value in feed.items():
-        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, device, 0))
-    for out in session.get_outputs():
-        binding.bind_output(out.name, device)
+    def __init__(self, session: Any, feed: dict[str, Any], device: str) -> None:
+        import onnxruntime as ort
 
-    def run() -> Any:
-        binding.synchronize_inputs()
-        session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
+        self._session = session
+        self._binding = session.io_binding()
+        for name, value in feed.items():
+            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, device, 0))
+        for out in session.get_outputs():
+            self._binding.bind_output(out.name, device)
 
-    return run
+    def __call__(self) -> None:
+        self._binding.synchronize_inputs()
+        self._session.run_with_iobinding(self._binding)
+        self._binding.synchronize_outputs()
+
+    def outputs(self) -> list[Any]:
+        """The last run's outputs as numpy arrays, in ``session.get_outputs()`` order (a copy; not timed)."""
+        return list(self._binding.copy_outputs_to_cpu())
+
+
+def io_binding_runner(session: Any, feed: dict[str, Any], device: str) -> IOBindingRun:
+    """A run callable for timing ``session`` on ``device`` with I/O binding (see :class:`IOBindingRun`)."""
+    return IOBindingRun(session, feed, device)
 
 
 def gpu_memory_used_mb(pid: int | None = None) -> float | None:

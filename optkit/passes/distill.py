@@ -157,6 +157,13 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     t_logits = train_logits(src, teacher, t_tok, max_length, ctx)[torch.tensor(train_idx, dtype=torch.long)]
 
     temperature = config.temperature
+    # Each term of the loss, unweighted, per step: what a reader needs to see that the hidden-state
+    # and attention terms are really in the loss and fall, not just the weighted total.
+    terms: dict[str, list[float]] = {}
+
+    def record(name: str, value: Any) -> Any:
+        terms.setdefault(name, []).append(float(value.detach()))
+        return value
 
     def loss_fn(model: Any, batch: dict[str, Any]) -> Any:
         import torch.nn.functional as F
@@ -166,9 +173,9 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
         out = model(
             **inputs, output_hidden_states=config.hidden_weight > 0, output_attentions=config.attention_weight > 0
         )
-        loss = config.ce_weight * out.loss if config.ce_weight else 0.0
+        loss = config.ce_weight * record("ce", out.loss) if config.ce_weight else 0.0
         if config.kd_weight:
-            loss = loss + config.kd_weight * soft_kl(out.logits, t_logits[idx.cpu()], temperature)
+            loss = loss + config.kd_weight * record("kd", soft_kl(out.logits, t_logits[idx.cpu()], temperature))
         if need_teacher_states:
             with torch.no_grad():
                 t_out = teacher(
@@ -177,14 +184,17 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
                     output_attentions=config.attention_weight > 0,
                 )
             mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
+            hidden, attention = [], []
             for s_layer, t_layer in enumerate(layer_map):
                 if config.hidden_weight:
                     diff = (out.hidden_states[s_layer + 1] - t_out.hidden_states[t_layer + 1]) ** 2 * mask
-                    mse = diff.sum() / (mask.sum() * diff.shape[-1])
-                    loss = loss + config.hidden_weight * mse / len(layer_map)
+                    hidden.append(diff.sum() / (mask.sum() * diff.shape[-1]))
                 if config.attention_weight:
-                    mse = F.mse_loss(out.attentions[s_layer], t_out.attentions[t_layer])
-                    loss = loss + config.attention_weight * mse / len(layer_map)
+                    attention.append(F.mse_loss(out.attentions[s_layer], t_out.attentions[t_layer]))
+            if hidden:  # mean over the mapped layers
+                loss = loss + config.hidden_weight * record("hidden", sum(hidden) / len(layer_map))
+            if attention:
+                loss = loss + config.attention_weight * record("attention", sum(attention) / len(layer_map))
         return loss
 
     history: list[dict[str, Any]] = []
@@ -241,6 +251,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
         mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 4),
         mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 4),
         mean_loss_last_50=round(result.mean_loss_last_50, 4),
+        loss_terms={name: _first_last(values) for name, values in terms.items()},
         train_seconds=round(result.seconds, 1),
         train_rows=len(train_texts),
         heldout_rows=len(val_texts),
@@ -328,6 +339,12 @@ def _check_matchable(config: DistillConfig, teacher: Any, student: Any, t_tok: A
                 f"attention_weight needs equal head counts in matched layers (student {s_heads}, teacher "
                 f"{t_heads}); set attention_weight: 0"
             )
+
+
+def _first_last(values: list[float], n: int = 10) -> dict[str, float]:
+    """Mean of an unweighted loss term over the first and the last ``n`` steps."""
+    first, last = values[:n], values[-n:]
+    return {"first_10": round(sum(first) / len(first), 6), "last_10": round(sum(last) / len(last), 6)}
 
 
 def _hold_out(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
