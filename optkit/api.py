@@ -12,15 +12,13 @@ from typing import TYPE_CHECKING, Any
 from optkit.errors import unexpected_errors
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe, load_recipe
+from optkit.reports.model import REPORT_SCHEMA_VERSION, check_report
 
 if TYPE_CHECKING:
     from optkit.runner import BuildResult
     from optkit.sources.data import Splits
 
-__all__ = ["REPORT_SCHEMA_VERSION", "RunOutcome", "run_recipe", "validate_recipe"]
-
-# 2: latency CIs and samples, provider placement, graph census per variant, 'kind' (see report.schema.json)
-REPORT_SCHEMA_VERSION = 2
+__all__ = ["RunOutcome", "run_recipe", "validate_recipe"]
 
 
 @dataclass
@@ -170,6 +168,7 @@ def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, o
     from optkit.reports.markdown import render_markdown
     from optkit.testhooks import pause_point
 
+    check_report(report, f"the report for {str(out_dir)!r}")  # never write what compare would refuse
     paths = []
     files: dict[Path, str] = {}  # staged together, renamed together: the old report stays whole until then
     if "json" in recipe.report.formats:

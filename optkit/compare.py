@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import OptkitError
+from optkit.reports.model import ReportError, check_report
 
 __all__ = [
     "CompareError",
@@ -68,8 +69,6 @@ def parse_fraction(text: str | float) -> float:
 
 def load_report(path: str | Path) -> dict[str, Any]:
     """Read a report.json of any supported schema version and check it against its JSON Schema."""
-    from optkit.reports.schema import validate_report
-
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -83,9 +82,10 @@ def load_report(path: str | Path) -> dict[str, Any]:
             f"report {str(path)!r} has schema_version {version!r}; this optkit reads versions "
             f"{', '.join(map(str, SUPPORTED_VERSIONS))}"
         )
-    problems = validate_report(report)
-    if problems:
-        raise CompareError(f"report {str(path)!r} does not match report schema {version}: {problems[0]}")
+    try:
+        check_report(report, f"report {str(path)!r}")
+    except ReportError as e:
+        raise CompareError(str(e)) from None
     return report
 
 

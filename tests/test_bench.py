@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from optkit.bench import bench_model
@@ -109,3 +110,32 @@ def test_bench_median_agrees_with_a_plain_loop_on_the_tiny_model(exported: Artif
     bench, plain = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
     # sub-millisecond runs: a loose band; tests/test_integration.py holds the real MiniLM to 10%
     assert abs(bench / plain - 1) < 0.25, (bench, plain)
+
+
+def test_bench_reports_are_redacted_and_replace_the_old_ones_whole(
+    exported: Artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for ``run``: no token reaches a file, and a failure while writing leaves the previous reports."""
+    import shutil
+
+    import optkit.bench
+    from optkit.bench import write_bench_reports
+
+    token = "hf_" + "Q" * 30
+    monkeypatch.setenv("HF_TOKEN", token)
+    folder = tmp_path / f"model-{token}"  # the path lands in the report's 'model' field and its title
+    shutil.copytree(exported.path, folder)
+    fast = LatencySpec(warmup=1, runs=5, block=5, threads=1)
+    report = bench_model(folder / "model.onnx", shapes=[Shape(batch=1, seq=16)], latency=fast, memory=False)
+    assert token not in json.dumps(report)
+    out = tmp_path / "out"
+    paths = write_bench_reports(report, out)
+    assert {p.name for p in paths} == {"report.json", "report.md", "report.html"}
+    assert not any(token in p.read_text() for p in paths) and "<redacted>" in (out / "report.md").read_text()
+
+    before = {p.name: p.read_bytes() for p in paths}
+    monkeypatch.setattr(optkit.bench, "render_html", lambda r: (_ for _ in ()).throw(RuntimeError("disk gone")))
+    with pytest.raises(RuntimeError, match="disk gone"):
+        write_bench_reports({**report, "notes": ["a newer run"]}, out)
+    assert {p.name: p.read_bytes() for p in paths} == before  # nothing of the new set replaced the old
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]  # no temp files

@@ -1,0 +1,224 @@
+"""The one measurement path for ``optkit run`` and ``optkit bench``: speed and memory on one provider.
+
+For each subject (a variant of a run, or the file given to bench): is the provider there, where
+did the session's nodes really run, then every shape timed with all subjects interleaved, the
+share of the CPUs other processes took meanwhile, statistics with intervals, and peak memory in
+a fresh process. Whoever calls it decides only what the subjects are and what their inputs hold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import EvaluationError
+from optkit.evaluate.contention import watch_other_cpu
+from optkit.evaluate.latency import summarize, time_interleaved
+from optkit.evaluate.memory import measure_peak_rss
+from optkit.evaluate.predict import create_session
+from optkit.evaluate.providers import (
+    GPU_PROVIDERS,
+    io_binding_runner,
+    ort_provider_name,
+    placement_problem,
+    profile_placement,
+    provider_status,
+)
+from optkit.progress import Progress
+from optkit.recipe import LatencySpec, Shape
+from optkit.tasks import Task
+
+__all__ = ["Subject", "measure_provider"]
+
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One model to time.
+
+    ``inputs(shape, session)`` gives one batch of that shape: the feed of the ONNX ``session``, or
+    numpy arrays by input name for a torch model (``session`` is None). ``load_torch`` returns the
+    torch model; torch subjects are timed on the CPU provider only.
+    """
+
+    name: str
+    format: str  # "onnx" or "torch"
+    path: Path  # the .onnx file, or the torch folder
+    memory_path: Path  # what the memory probe loads: the artifact folder, or the file itself
+    inputs: Callable[[Shape, Any], dict[str, Any]]
+    load_torch: Callable[[], Any] | None = None
+
+
+def measure_provider(
+    subjects: list[Subject],
+    provider: str,
+    shapes: list[Shape],
+    latency: LatencySpec,
+    *,
+    threads: int,
+    memory: bool,
+    reference: str,
+    progress: Progress,
+    strict: bool = False,
+    task: Task | None = None,
+) -> list[dict[str, Any]]:
+    """One row per subject and shape; a missing provider or a mostly-fallen-back session is 'not measured: why'."""
+    reason = provider_status(provider, strict=strict)
+    if reason is not None:
+        progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
+        return [_row(s.name, provider, shape, reason=reason) for s in subjects for shape in shapes]
+    ort_name = ort_provider_name(provider)
+    runners, skipped, placements = _prepare(subjects, provider, shapes[0], threads, progress, strict)
+    rows: list[dict[str, Any]] = []
+    for shape in shapes:
+        timed = {n: make(shape) for n, make in runners.items()}
+        samples, timing, contention = _time(timed, provider, shape, latency, progress) if timed else ({}, {}, {})
+        stats = {n: summarize(s, shape.batch) for n, s in samples.items()}
+        ref_p50 = stats[reference]["p50_ms"] if reference in stats else None
+        for subject in subjects:
+            name, placement = subject.name, placements.get(subject.name)
+            if name in skipped:
+                rows.append(_row(name, provider, shape, reason=skipped[name], placement=placement))
+                continue
+            row = _row(name, provider, shape, latency=stats[name], threads=threads, placement=placement)
+            row["samples_ms"] = [round(x, 4) for x in samples[name]]
+            row["warmup_runs"] = timing["warmup_runs"][name]
+            if contention:
+                row["contention"] = contention
+            row["io_binding"] = _device(ort_name) != "cpu" and subject.format == "onnx"
+            row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
+            if memory:
+                with progress.task(f"peak RSS of {name} b{shape.batch}×s{shape.seq} (own process)", total=1) as adv:
+                    row["memory"] = measure_peak_rss(
+                        subject.memory_path,
+                        subject.format,
+                        shape.batch,
+                        shape.seq,
+                        threads=threads,
+                        provider=ort_name,
+                        task=task,
+                    )
+                    adv(1)
+            rows.append(row)
+    return rows
+
+
+def _prepare(
+    subjects: list[Subject], provider: str, first: Shape, threads: int, progress: Progress, strict: bool
+) -> tuple[dict[str, Callable[[Shape], Callable[[], Any]]], dict[str, str], dict[str, dict[str, Any]]]:
+    """A runner maker per subject that can be timed here, why the others cannot, and where ONNX nodes ran."""
+    ort_name = ort_provider_name(provider)
+    runners: dict[str, Callable[[Shape], Callable[[], Any]]] = {}
+    skipped: dict[str, str] = {}
+    placements: dict[str, dict[str, Any]] = {}
+    for subject in subjects:
+        if subject.format == "torch":
+            if ort_name != CPU:
+                skipped[subject.name] = "PyTorch variants are timed on the CPU only"
+                continue
+            runners[subject.name] = _torch_runner(subject, threads)
+            continue
+        session = create_session(subject.path, provider, threads)
+        placements[subject.name] = _placement(subject, provider, threads, session, subject.inputs(first, session))
+        problem = placement_problem(provider, placements[subject.name])
+        if problem is not None:
+            if strict:
+                raise EvaluationError(f"{subject.name!r} on {provider}: {problem}")
+            progress.log(f"[yellow]{subject.name} on {provider}[/]: not measured: {problem}")
+            skipped[subject.name] = problem
+            continue
+        runners[subject.name] = _onnx_runner(subject, session, _device(ort_name))
+    return runners, skipped, placements
+
+
+def _time(
+    runners: dict[str, Callable[[], Any]], provider: str, shape: Shape, lat: LatencySpec, progress: Progress
+) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, Any]]:
+    """Every runner timed interleaved, with the CPU share others took meanwhile."""
+    timing: dict[str, Any] = {}
+    contention: dict[str, Any] = {}
+    label = f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} interleaved)"
+    with progress.task(label, total=lat.runs) as advance, watch_other_cpu(contention):
+        samples = time_interleaved(
+            runners,
+            warmup=lat.warmup,
+            runs=lat.runs,
+            block=lat.block,
+            on_round=lambda n: advance(n),
+            time_budget_s=lat.time_budget_s,
+            record=timing,
+        )
+    return samples, timing, contention
+
+
+def _placement(subject: Subject, provider: str, threads: int, session: Any, feed: dict[str, Any]) -> dict[str, Any]:
+    """Which provider ran each node, from one profiled run of a second session on the same file."""
+    with tempfile.TemporaryDirectory(prefix="optkit-profile-") as tmp:
+        placement = profile_placement(
+            lambda prefix: create_session(subject.path, provider, threads, profile_prefix=prefix),
+            feed,
+            ort_provider_name(provider),
+            Path(tmp),
+        )
+    placement["session_providers"] = list(session.get_providers())
+    return placement
+
+
+def _device(ort_name: str) -> str:
+    """Where I/O binding keeps inputs and outputs: on the GPU for GPU providers, else host memory."""
+    return "cuda" if ort_name in GPU_PROVIDERS else "cpu"
+
+
+def _row(
+    name: str,
+    provider: str,
+    shape: Shape,
+    *,
+    reason: str | None = None,
+    latency: Any = None,
+    threads: int = 0,
+    placement: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"variant": name, "provider": provider, "batch": shape.batch, "seq": shape.seq}
+    if reason is not None:
+        row["status"] = f"not measured: {reason}"
+    else:
+        row.update(status="measured", latency=latency, threads=threads)
+    if placement is not None:
+        row["placement"] = placement
+    return row
+
+
+def _onnx_runner(subject: Subject, session: Any, device: str) -> Callable[[Shape], Callable[[], Any]]:
+    """Plain ``session.run`` on the CPU; I/O binding with device-resident inputs on a GPU provider."""
+
+    def make(shape: Shape) -> Callable[[], Any]:
+        feed = subject.inputs(shape, session)
+        if device != "cpu":
+            return io_binding_runner(session, feed, device)
+        return lambda: session.run(None, feed)
+
+    return make
+
+
+def _torch_runner(subject: Subject, threads: int) -> Callable[[Shape], Callable[[], Any]]:
+    import torch
+
+    torch.set_num_threads(threads)
+    assert subject.load_torch is not None  # a torch subject always says how to load it
+    model = subject.load_torch()
+
+    def make(shape: Shape) -> Callable[[], Any]:
+        feed = {k: torch.from_numpy(v) for k, v in subject.inputs(shape, None).items()}
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return model(**feed).logits
+
+        return run
+
+    return make
