@@ -136,109 +136,10 @@ def compare_reports(
     a ``message``. Rows measured in BASE but missing from NEW fail: a gate cannot pass on a
     figure that was not taken.
     """
-    notes: list[str] = []
-    mb, mn = _machine(base), _machine(new)
-    if mb != mn:
-        msg = (
-            f"BASE was measured on {_describe(mb)} and NEW on {_describe(mn)}; latency and memory are only "
-            f"comparable on the same kind of machine"
-        )
-        if not allow_env_mismatch:
-            raise EnvironmentMismatch(msg)
-        notes.append(f"environment differs (allowed): {msg}")
-    if base.get("threads") != new.get("threads"):
-        notes.append(f"threads differ: BASE {base.get('threads')}, NEW {new.get('threads')}")
-    lib_b, lib_n = base["environment"]["libraries"], new["environment"]["libraries"]
-    for lib in sorted(set(lib_b) & set(lib_n)):
-        if lib_b[lib] != lib_n[lib]:
-            notes.append(f"{lib} {lib_b[lib]} → {lib_n[lib]}")
-
-    checks: list[dict[str, Any]] = []
-    for name, vb in base["variants"].items():
-        vn = new["variants"].get(name)
-        if vn is None:
-            checks.append(_missing(name, "variant"))
-            continue
-        if "accuracy" not in vb or "accuracy" not in vn:
-            continue  # bench reports measure speed and memory only
-        drop = vb["accuracy"] - vn["accuracy"]
-        checks.append(
-            _check(
-                name,
-                "accuracy",
-                vb["accuracy"],
-                vn["accuracy"],
-                -drop + 0.0,  # no "-0.00" for an unchanged accuracy
-                thresholds.max_accuracy_drop,
-                drop <= thresholds.max_accuracy_drop + 1e-12,
-                f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points; "
-                f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
-            )
-        )
-    for name in new["variants"]:
-        if name not in base["variants"]:
-            notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
-
-    rows_new = {_key(r): r for r in new["results"] if r["status"] == "measured"}
-    approx, machine_suspects = False, 0
-    for rb in base["results"]:
-        if rb["status"] != "measured":
-            continue
-        key = _key(rb)
-        rn = rows_new.get(key)
-        if rn is None:
-            if key[0] in new["variants"]:
-                checks.append(_missing(_label(key), "latency"))
-            continue
-        lo_b, hi_b, exact_b = _ci(rb)
-        lo_n, hi_n, exact_n = _ci(rn)
-        approx |= not (exact_b and exact_n)
-        p_b, p_n = rb["latency"]["p50_ms"], rn["latency"]["p50_ms"]
-        change = p_n / p_b - 1
-        beyond_noise = lo_n / hi_b - 1
-        passed = beyond_noise <= thresholds.max_latency_regression
-        if passed and change > thresholds.max_latency_regression:
-            verdict = "within noise"
-        elif passed:
-            verdict = "ok"
-        else:
-            verdict = (
-                f"REGRESSION: even the fastest reading of NEW is {beyond_noise * 100:+.1f}% vs the slowest of BASE"
-            )
-            busier = _busier(rb, rn)
-            verdict += busier
-            machine_suspects += bool(busier)
-        checks.append(
-            _check(
-                _label(key),
-                "p50 latency",
-                p_b,
-                p_n,
-                change,
-                thresholds.max_latency_regression,
-                passed,
-                f"p50 {p_b:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {p_n:.2f} ms [{lo_n:.2f}–{hi_n:.2f}] "
-                f"({change * 100:+.1f}%; allowed {thresholds.max_latency_regression * 100:.0f}% beyond noise): "
-                f"{verdict}",
-            )
-        )
-        mem_b, mem_n = rb.get("memory") or {}, rn.get("memory") or {}
-        for metric, unit in (("peak_rss_mb", "peak RSS"), ("gpu_peak_mb", "GPU memory")):
-            if mem_b.get(metric) and mem_n.get(metric):
-                mchange = mem_n[metric] / mem_b[metric] - 1
-                checks.append(
-                    _check(
-                        _label(key),
-                        unit,
-                        mem_b[metric],
-                        mem_n[metric],
-                        mchange,
-                        thresholds.max_memory_regression,
-                        mchange <= thresholds.max_memory_regression,
-                        f"{unit} {mem_b[metric]:.0f} → {mem_n[metric]:.0f} MB ({mchange * 100:+.1f}%; "
-                        f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
-                    )
-                )
+    notes = _environment_notes(base, new, allow_env_mismatch)
+    checks = _accuracy_checks(base, new, thresholds, notes)
+    speed_checks, approx, machine_suspects = _speed_and_memory_checks(base, new, thresholds)
+    checks += speed_checks
     if machine_suspects:
         notes.append(
             "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
@@ -264,6 +165,141 @@ def compare_reports(
         "notes": notes,
         "passed": all(c["passed"] for c in checks),
     }
+
+
+def _environment_notes(base: dict[str, Any], new: dict[str, Any], allow_env_mismatch: bool) -> list[str]:
+    """Refuse reports from different machines (unless allowed); note threads and library versions that differ."""
+    notes: list[str] = []
+    mb, mn = _machine(base), _machine(new)
+    if mb != mn:
+        msg = (
+            f"BASE was measured on {_describe(mb)} and NEW on {_describe(mn)}; latency and memory are only "
+            f"comparable on the same kind of machine"
+        )
+        if not allow_env_mismatch:
+            raise EnvironmentMismatch(msg)
+        notes.append(f"environment differs (allowed): {msg}")
+    if base.get("threads") != new.get("threads"):
+        notes.append(f"threads differ: BASE {base.get('threads')}, NEW {new.get('threads')}")
+    lib_b, lib_n = base["environment"]["libraries"], new["environment"]["libraries"]
+    for lib in sorted(set(lib_b) & set(lib_n)):
+        if lib_b[lib] != lib_n[lib]:
+            notes.append(f"{lib} {lib_b[lib]} → {lib_n[lib]}")
+    return notes
+
+
+def _accuracy_checks(
+    base: dict[str, Any], new: dict[str, Any], thresholds: Thresholds, notes: list[str]
+) -> list[dict[str, Any]]:
+    """One check per variant in BASE: missing in NEW fails, an accuracy drop beyond the threshold fails."""
+    checks: list[dict[str, Any]] = []
+    for name, vb in base["variants"].items():
+        vn = new["variants"].get(name)
+        if vn is None:
+            checks.append(_missing(name, "variant"))
+            continue
+        if "accuracy" not in vb or "accuracy" not in vn:
+            continue  # bench reports measure speed and memory only
+        drop = vb["accuracy"] - vn["accuracy"]
+        checks.append(
+            _check(
+                name,
+                "accuracy",
+                vb["accuracy"],
+                vn["accuracy"],
+                -drop + 0.0,  # no "-0.00" for an unchanged accuracy
+                thresholds.max_accuracy_drop,
+                drop <= thresholds.max_accuracy_drop + 1e-12,
+                f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points; "
+                f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
+            )
+        )
+    for name in new["variants"]:
+        if name not in base["variants"]:
+            notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
+    return checks
+
+
+def _speed_and_memory_checks(
+    base: dict[str, Any], new: dict[str, Any], thresholds: Thresholds
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """Latency and memory checks per measured row; whether a CI was approximated; regressions blamed on load."""
+    checks: list[dict[str, Any]] = []
+    rows_new = {_key(r): r for r in new["results"] if r["status"] == "measured"}
+    approx, machine_suspects = False, 0
+    for rb in base["results"]:
+        if rb["status"] != "measured":
+            continue
+        key = _key(rb)
+        rn = rows_new.get(key)
+        if rn is None:
+            if key[0] in new["variants"]:
+                checks.append(_missing(_label(key), "latency"))
+            continue
+        check, exact, busier = _latency_check(rb, rn, key, thresholds)
+        checks.append(check)
+        approx |= not exact
+        machine_suspects += busier
+        checks += _memory_checks(rb, rn, key, thresholds)
+    return checks, approx, machine_suspects
+
+
+def _latency_check(
+    rb: dict[str, Any], rn: dict[str, Any], key: tuple[str, str, int, int], thresholds: Thresholds
+) -> tuple[dict[str, Any], bool, bool]:
+    """The p50 check for one row: a regression only beyond both runs' intervals and the threshold."""
+    lo_b, hi_b, exact_b = _ci(rb)
+    lo_n, hi_n, exact_n = _ci(rn)
+    p_b, p_n = rb["latency"]["p50_ms"], rn["latency"]["p50_ms"]
+    change = p_n / p_b - 1
+    beyond_noise = lo_n / hi_b - 1
+    passed = beyond_noise <= thresholds.max_latency_regression
+    busier = ""
+    if passed and change > thresholds.max_latency_regression:
+        verdict = "within noise"
+    elif passed:
+        verdict = "ok"
+    else:
+        busier = _busier(rb, rn)
+        verdict = (
+            f"REGRESSION: even the fastest reading of NEW is {beyond_noise * 100:+.1f}% vs the slowest of BASE{busier}"
+        )
+    check = _check(
+        _label(key),
+        "p50 latency",
+        p_b,
+        p_n,
+        change,
+        thresholds.max_latency_regression,
+        passed,
+        f"p50 {p_b:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {p_n:.2f} ms [{lo_n:.2f}–{hi_n:.2f}] "
+        f"({change * 100:+.1f}%; allowed {thresholds.max_latency_regression * 100:.0f}% beyond noise): {verdict}",
+    )
+    return check, exact_b and exact_n, bool(busier)
+
+
+def _memory_checks(
+    rb: dict[str, Any], rn: dict[str, Any], key: tuple[str, str, int, int], thresholds: Thresholds
+) -> list[dict[str, Any]]:
+    checks = []
+    mem_b, mem_n = rb.get("memory") or {}, rn.get("memory") or {}
+    for metric, unit in (("peak_rss_mb", "peak RSS"), ("gpu_peak_mb", "GPU memory")):
+        if mem_b.get(metric) and mem_n.get(metric):
+            mchange = mem_n[metric] / mem_b[metric] - 1
+            checks.append(
+                _check(
+                    _label(key),
+                    unit,
+                    mem_b[metric],
+                    mem_n[metric],
+                    mchange,
+                    thresholds.max_memory_regression,
+                    mchange <= thresholds.max_memory_regression,
+                    f"{unit} {mem_b[metric]:.0f} → {mem_n[metric]:.0f} MB ({mchange * 100:+.1f}%; "
+                    f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
+                )
+            )
+    return checks
 
 
 def _busier(rb: dict[str, Any], rn: dict[str, Any]) -> str:
