@@ -61,3 +61,16 @@ def test_no_pass_is_named_outside_passes() -> None:
         if pattern.search(line) and not line.lstrip().startswith("#")
     ]
     assert not leaks, "\n".join(leaks)
+
+
+@pytest.mark.parametrize("module", ["api.py", "compare.py", "bench.py", "passes/distill.py", "evaluate/suite.py"])
+def test_entry_points_and_the_distill_pass_have_no_function_over_80_lines(module: str) -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "optkit" / module).read_text())
+    long = [
+        f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > 80
+    ]
+    assert not long, long

@@ -153,64 +153,10 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
 
     device = PartialState().device
     teacher.to(device).eval()
-    need_teacher_states = config.hidden_weight > 0 or config.attention_weight > 0
     t_logits = train_logits(src, teacher, t_tok, max_length, ctx)[torch.tensor(train_idx, dtype=torch.long)]
 
-    temperature = config.temperature
-    # Each term of the loss, unweighted, per step: what a reader needs to see that the hidden-state
-    # and attention terms are really in the loss and fall, not just the weighted total.
-    terms: dict[str, list[float]] = {}
-
-    def record(name: str, value: Any) -> Any:
-        terms.setdefault(name, []).append(float(value.detach()))
-        return value
-
-    def loss_fn(model: Any, batch: dict[str, Any]) -> Any:
-        import torch.nn.functional as F
-
-        idx = batch["idx"]
-        inputs = {k: v for k, v in batch.items() if k != "idx"}
-        out = model(
-            **inputs, output_hidden_states=config.hidden_weight > 0, output_attentions=config.attention_weight > 0
-        )
-        loss = config.ce_weight * record("ce", out.loss) if config.ce_weight else 0.0
-        if config.kd_weight:
-            loss = loss + config.kd_weight * record("kd", soft_kl(out.logits, t_logits[idx.cpu()], temperature))
-        if need_teacher_states:
-            with torch.no_grad():
-                t_out = teacher(
-                    **{k: v for k, v in inputs.items() if k != "labels"},
-                    output_hidden_states=config.hidden_weight > 0,
-                    output_attentions=config.attention_weight > 0,
-                )
-            mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
-            hidden, attention = [], []
-            for s_layer, t_layer in enumerate(layer_map):
-                if config.hidden_weight:
-                    diff = (out.hidden_states[s_layer + 1] - t_out.hidden_states[t_layer + 1]) ** 2 * mask
-                    hidden.append(diff.sum() / (mask.sum() * diff.shape[-1]))
-                if config.attention_weight:
-                    attention.append(F.mse_loss(out.attentions[s_layer], t_out.attentions[t_layer]))
-            if hidden:  # mean over the mapped layers
-                loss = loss + config.hidden_weight * record("hidden", sum(hidden) / len(layer_map))
-            if attention:
-                loss = loss + config.attention_weight * record("attention", sum(attention) / len(layer_map))
-        return loss
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"acc": -1.0, "epoch": 0, "state": None}
-
-    def on_epoch_end(epoch: int, step: int) -> bool:
-        if not val_texts:
-            return False
-        acc = _accuracy(student, s_tok, val_texts, val_labels, max_length)
-        history.append({"epoch": epoch, "step": step, "heldout_accuracy": round(acc, 4)})
-        ctx.progress.log(f"  epoch {epoch}: held-out accuracy {acc:.4f} ({len(val_texts)} train rows held out)")
-        if acc > best["acc"]:
-            best.update(acc=acc, epoch=epoch, state=copy.deepcopy(student.state_dict()))
-            return False
-        return epoch - best["epoch"] >= config.patience
-
+    loss_fn = _DistillLoss(config, teacher, t_logits, layer_map)
+    stopper = _EarlyStopping(student, s_tok, val_texts, val_labels, max_length, config.patience, ctx.progress.log)
     total = planned_steps(len(train_texts), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: distilling (seed {seed})", total=total) as advance:
         result = train_classifier(
@@ -228,17 +174,9 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
             max_steps=config.max_steps,
             on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
             loss_fn=loss_fn,
-            on_epoch_end=on_epoch_end,
+            on_epoch_end=stopper.on_epoch_end,
         )
-    if val_texts:
-        acc = _accuracy(student, s_tok, val_texts, val_labels, max_length)
-        history.append({"epoch": round(result.epochs, 2), "step": result.steps, "heldout_accuracy": round(acc, 4)})
-        ctx.progress.log(f"  end of training: held-out accuracy {acc:.4f}")
-        if acc < best["acc"] and best["state"] is not None:
-            student.load_state_dict(best["state"])
-            ctx.progress.log(f"  kept epoch {best['epoch']} (held-out {best['acc']:.4f} > final {acc:.4f})")
-        else:
-            best.update(acc=acc, epoch=round(result.epochs, 2))
+    stopper.finish(result.epochs, result.steps)
     student.to("cpu").save_pretrained(ctx.out_dir, safe_serialization=True)
     s_tok.save_pretrained(ctx.out_dir)
     ctx.meta.update(
@@ -251,12 +189,12 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
         mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 4),
         mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 4),
         mean_loss_last_50=round(result.mean_loss_last_50, 4),
-        loss_terms={name: _first_last(values) for name, values in terms.items()},
+        loss_terms={name: _first_last(values) for name, values in loss_fn.terms.items()},
         train_seconds=round(result.seconds, 1),
         train_rows=len(train_texts),
         heldout_rows=len(val_texts),
-        heldout_history=history,
-        kept_epoch=best["epoch"],
+        heldout_history=stopper.history,
+        kept_epoch=stopper.best["epoch"],
         seed=seed,
     )
     ctx.progress.log(
@@ -265,6 +203,107 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
         f"{result.steps} steps in {result.seconds:.0f} s"
     )
     return Artifact(ctx.out_dir, "torch", key="")
+
+
+class _DistillLoss:
+    """KL on softened logits + CE + optional hidden-state and attention MSE through ``layer_map``.
+
+    Each term is recorded unweighted, per step: what a reader needs to see that the hidden-state
+    and attention terms are really in the loss and fall, not just the weighted total.
+    """
+
+    def __init__(self, config: DistillConfig, teacher: Any, t_logits: Any, layer_map: list[int]) -> None:
+        self.config, self.teacher, self.t_logits, self.layer_map = config, teacher, t_logits, layer_map
+        self.terms: dict[str, list[float]] = {}
+
+    def _record(self, name: str, value: Any) -> Any:
+        self.terms.setdefault(name, []).append(float(value.detach()))
+        return value
+
+    def __call__(self, model: Any, batch: dict[str, Any]) -> Any:
+        config = self.config
+        idx = batch["idx"]
+        inputs = {k: v for k, v in batch.items() if k != "idx"}
+        out = model(
+            **inputs, output_hidden_states=config.hidden_weight > 0, output_attentions=config.attention_weight > 0
+        )
+        loss = config.ce_weight * self._record("ce", out.loss) if config.ce_weight else 0.0
+        if config.kd_weight:
+            kd = soft_kl(out.logits, self.t_logits[idx.cpu()], config.temperature)
+            loss = loss + config.kd_weight * self._record("kd", kd)
+        if config.hidden_weight > 0 or config.attention_weight > 0:
+            loss = loss + self._state_terms(inputs, out)
+        return loss
+
+    def _state_terms(self, inputs: dict[str, Any], out: Any) -> Any:
+        """Hidden-state MSE (over real tokens) and attention MSE, each the mean over the mapped layers."""
+        import torch
+        import torch.nn.functional as F
+
+        config = self.config
+        with torch.no_grad():
+            t_out = self.teacher(
+                **{k: v for k, v in inputs.items() if k != "labels"},
+                output_hidden_states=config.hidden_weight > 0,
+                output_attentions=config.attention_weight > 0,
+            )
+        mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
+        hidden, attention = [], []
+        for s_layer, t_layer in enumerate(self.layer_map):
+            if config.hidden_weight:
+                diff = (out.hidden_states[s_layer + 1] - t_out.hidden_states[t_layer + 1]) ** 2 * mask
+                hidden.append(diff.sum() / (mask.sum() * diff.shape[-1]))
+            if config.attention_weight:
+                attention.append(F.mse_loss(out.attentions[s_layer], t_out.attentions[t_layer]))
+        loss = 0.0
+        if hidden:
+            loss = loss + config.hidden_weight * self._record("hidden", sum(hidden) / len(self.layer_map))
+        if attention:
+            loss = loss + config.attention_weight * self._record("attention", sum(attention) / len(self.layer_map))
+        return loss
+
+
+class _EarlyStopping:
+    """Held-out accuracy after every epoch; stop after ``patience`` epochs without a better one, keep the best."""
+
+    def __init__(
+        self,
+        student: Any,
+        tokenizer: Any,
+        texts: list[str],
+        labels: list[int],
+        max_length: int,
+        patience: int,
+        log: Any,
+    ) -> None:
+        self.student, self.tokenizer, self.texts, self.labels = student, tokenizer, texts, labels
+        self.max_length, self.patience, self.log = max_length, patience, log
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"acc": -1.0, "epoch": 0, "state": None}
+
+    def on_epoch_end(self, epoch: int, step: int) -> bool:
+        if not self.texts:
+            return False
+        acc = _accuracy(self.student, self.tokenizer, self.texts, self.labels, self.max_length)
+        self.history.append({"epoch": epoch, "step": step, "heldout_accuracy": round(acc, 4)})
+        self.log(f"  epoch {epoch}: held-out accuracy {acc:.4f} ({len(self.texts)} train rows held out)")
+        if acc > self.best["acc"]:
+            self.best.update(acc=acc, epoch=epoch, state=copy.deepcopy(self.student.state_dict()))
+            return False
+        return epoch - self.best["epoch"] >= self.patience
+
+    def finish(self, epochs: float, steps: int) -> None:
+        """After the last step: keep the final weights unless an earlier epoch held out better."""
+        if not self.texts:
+            return
+        acc = _accuracy(self.student, self.tokenizer, self.texts, self.labels, self.max_length)
+        self.history.append({"epoch": round(epochs, 2), "step": steps, "heldout_accuracy": round(acc, 4)})
+        self.log(f"  end of training: held-out accuracy {acc:.4f}")
+        if acc < self.best["acc"] and self.best["state"] is not None:
+            self.student.load_state_dict(self.best["state"])
+            self.log(f"  kept epoch {self.best['epoch']} (held-out {self.best['acc']:.4f} > final {acc:.4f})")
+        else:
+            self.best.update(acc=acc, epoch=round(epochs, 2))
 
 
 def _make_student(
