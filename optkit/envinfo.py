@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata as md
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available_cpus", "collect_environment", "cpu_flags"]
+__all__ = ["KEY_LIBRARIES", "available_cpus", "collect_environment", "cpu_flags", "library_versions", "versions"]
 
 # /proc/cpuinfo flag -> the name a deployment engineer looks for
 _FLAGS = {
@@ -51,11 +53,32 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# Versions that change what any pass produces; part of every cache key. A pass adds its own
+# (``PassConfig.key_libraries``), so upgrading a library it relies on rebuilds its artifacts.
+KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx", "accelerate")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every report: those in every cache key, and others that shape the figures."""
+    return versions((*KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"))
+
+
+@functools.cache
+def versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``names``, in that order; a library that is not installed is left out."""
+    out = {}
+    for name in dict.fromkeys(names):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
 def collect_environment(threads: int | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     from optkit import __version__
-    from optkit.runner import library_versions
 
     return {
         "optkit": __version__,

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optkit.artifact import Artifact
 from optkit.errors import ModelSourceError, RecipeError
 from optkit.guards import ModelDims, check_memory, forward_bytes, weights_bytes
-from optkit.passes.base import Artifact, MemoryDemand, Plan
+from optkit.passes.base import MemoryDemand, Plan
 from optkit.passes.registry import list_passes
 from optkit.sources.model import read_model_config
 from optkit.tasks import get_task

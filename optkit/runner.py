@@ -8,18 +8,19 @@ across runs while nothing that feeds them changes).
 from __future__ import annotations
 
 import functools
-import importlib.metadata as md
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optkit.artifact import Artifact
 from optkit.cache import ArtifactCache, cache_key
+from optkit.envinfo import KEY_LIBRARIES, versions
 from optkit.errors import RunInterrupted, unexpected_errors
 from optkit.guards import check_disk, weights_bytes
 from optkit.interrupts import check
-from optkit.passes.base import Artifact, PassConfig, PassContext, RunSettings
+from optkit.passes.base import PassConfig, PassContext, RunSettings
 from optkit.passes.registry import PassSpec, get_pass
 from optkit.preflight import check_inputs
 from optkit.progress import Progress, SilentProgress
@@ -28,11 +29,7 @@ from optkit.sources.data import Splits, load_splits
 from optkit.sources.model import resolve_model
 from optkit.testhooks import pause_point
 
-__all__ = ["BuildResult", "StepRecord", "build_artifacts", "library_versions"]
-
-# Versions that change what any pass produces; part of every cache key. A pass adds its own
-# (``PassConfig.key_libraries``), so upgrading a library it relies on rebuilds its artifacts.
-_KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx", "accelerate")
+__all__ = ["BuildResult", "StepRecord", "build_artifacts"]
 
 
 @dataclass
@@ -52,23 +49,6 @@ class BuildResult:
     artifacts: dict[str, Artifact]  # "baseline" and every variant name
     steps: list[StepRecord] = field(default_factory=list)
     splits: Splits | None = None
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded in every report: those in every cache key, and others that shape the figures."""
-    return _versions((*_KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"))
-
-
-@functools.cache
-def _versions(names: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of ``names``, in that order; a library that is not installed is left out."""
-    out = {}
-    for name in dict.fromkeys(names):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return out
 
 
 def build_artifacts(
@@ -133,7 +113,7 @@ def _key_inputs(
         "version": spec.version,
         "config": step.model_dump(mode="json"),
         "input": artifact.key,
-        "libraries": _versions((*_KEY_LIBRARIES, *type(step).key_libraries)),
+        "libraries": versions((*KEY_LIBRARIES, *type(step).key_libraries)),
         "seed": recipe.seed,
     }
     if spec.uses_data:

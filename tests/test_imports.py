@@ -74,3 +74,90 @@ def test_entry_points_and_the_distill_pass_have_no_function_over_80_lines(module
         if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > 80
     ]
     assert not long, long
+
+
+# The house's layers, lowest first: a module may import only from its own layer or below. The
+# catalogues (pass registry and base, task registry and base) sit under the recipe, which builds
+# its step types and checks its task names from them; they load the implementations on first use.
+LAYERS = [
+    (
+        "core",
+        [
+            "optkit",
+            "optkit.artifact",
+            "optkit.cache",
+            "optkit.envinfo",
+            "optkit.errors",
+            "optkit.guards",
+            "optkit.interrupts",
+            "optkit.progress",
+            "optkit.provider_names",
+            "optkit.redact",
+            "optkit.testhooks",
+        ],
+    ),
+    (
+        "catalogue",
+        ["optkit.passes.base", "optkit.passes.options", "optkit.passes.registry", "optkit.tasks", "optkit.tasks.base"],
+    ),
+    ("recipe", ["optkit.recipe"]),
+    ("tasks and sources", ["optkit.tasks.*", "optkit.sources", "optkit.sources.*"]),
+    ("runtime", ["optkit.evaluate.inputs", "optkit.evaluate.predict", "optkit.evaluate.providers"]),
+    ("passes", ["optkit.passes", "optkit.passes.*", "optkit.structure"]),
+    ("measure", ["optkit.evaluate", "optkit.evaluate.*"]),
+    ("build", ["optkit.preflight", "optkit.runner"]),
+    ("evaluate a build", ["optkit.evaluate.harness"]),
+    ("reports", ["optkit.reports", "optkit.reports.*", "optkit.compare"]),
+    ("entry points", ["optkit.api", "optkit.bench"]),
+    ("command line", ["optkit.cli", "optkit.__main__"]),
+]
+# Loading the implementations a catalogue lists is the catalogue's job, not a dependency on them.
+_LOADERS = {("optkit.passes.registry", "_load_passes"), ("optkit.tasks", "_load_tasks")}
+
+
+def _layer(module: str) -> int:
+    """The most specific pattern wins: 'optkit.evaluate.harness' over 'optkit.evaluate.*'."""
+    best, length = -1, -1
+    for i, (_, patterns) in enumerate(LAYERS):
+        for pattern in patterns:
+            prefix = pattern.removesuffix(".*")
+            matches = module.startswith(prefix + ".") if pattern.endswith(".*") else module == prefix
+            if matches and len(pattern) > length:
+                best, length = i, len(pattern)
+    return best
+
+
+def _imports(path: Path, module: str) -> list[tuple[int, str]]:
+    """optkit imports made at run time (not under TYPE_CHECKING, not in a catalogue's loader)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        typing_only = isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        loader = isinstance(node, ast.FunctionDef) and (module, node.name) in _LOADERS
+        if typing_only or loader:
+            skip |= {id(n) for n in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("optkit"):
+            found += [(node.lineno, node.module)]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("optkit")]
+    return found
+
+
+def test_every_module_imports_only_from_its_own_layer_or_below() -> None:
+    upward = []
+    for module in MODULES:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            path = ROOT / module.replace(".", "/") / "__init__.py"
+        mine = _layer(module)
+        assert mine >= 0, f"{module} is in no layer; add it to LAYERS"
+        for line, target in _imports(path, module):
+            if _layer(target) > mine:
+                upward.append(f"{module}:{line} ({LAYERS[mine][0]}) imports {target} ({LAYERS[_layer(target)][0]})")
+    assert not upward, "\n".join(upward)

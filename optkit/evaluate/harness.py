@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optkit.artifact import Artifact
 from optkit.cache import ArtifactCache, cache_key
 from optkit.envinfo import available_cpus, cpu_flags
 from optkit.evaluate.explain import explain_onnx
@@ -20,7 +21,6 @@ from optkit.evaluate.providers import (
     provider_status,
 )
 from optkit.evaluate.suite import Subject, measure_provider
-from optkit.passes.base import Artifact
 from optkit.passes.registry import get_pass
 from optkit.progress import Progress
 from optkit.recipe import Recipe, Shape

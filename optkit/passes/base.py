@@ -5,21 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from optkit.artifact import ONNX_FILE, Artifact, ArtifactFormat
 from optkit.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
     from optkit.cache import ArtifactCache
     from optkit.sources.data import Splits
 
-__all__ = ["SEED_MAX", "Artifact", "ArtifactFormat", "MemoryDemand", "PassConfig", "PassContext", "Plan", "RunSettings"]
-
-ArtifactFormat = Literal["torch", "onnx"]
-
-ONNX_FILE = "model.onnx"
+__all__ = [
+    "ONNX_FILE",
+    "SEED_MAX",
+    "Artifact",
+    "ArtifactFormat",
+    "MemoryDemand",
+    "PassConfig",
+    "PassContext",
+    "Plan",
+    "RunSettings",
+]
 
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must be non-negative and fit their generators
@@ -83,24 +90,6 @@ class PassConfig(BaseModel):
     def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
         """Plain-language notes on ``variant``'s results that a deployment engineer would otherwise dig for."""
         return []
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A model on disk: an HF torch folder, or a folder holding ``model.onnx`` plus tokenizer files.
-
-    ``key`` identifies the content (source fingerprint or cache key), so that anything
-    derived from it can be cached by key alone.
-    """
-
-    path: Path
-    format: ArtifactFormat
-    key: str
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def onnx_file(self) -> Path:
-        return self.path / ONNX_FILE
 
 
 @dataclass(frozen=True)

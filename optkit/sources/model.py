@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from optkit.artifact import Artifact
 from optkit.errors import ModelSourceError
-from optkit.passes.base import Artifact
 from optkit.recipe import ModelSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
 from optkit.sources.safety import check_contained, check_weights
