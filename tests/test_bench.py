@@ -62,17 +62,28 @@ def plain_ort_median_ms(model: Path, threads: int, batch: int, seq: int, runs: i
     return statistics.median(times)
 
 
-def bench_agrees_with_plain_loop(model: Path, threads: int, batch: int, seq: int, runs: int) -> tuple[float, float]:
-    """(bench p50, plain-loop median), measured back to back: plain, bench, plain; the plain figure is their mean."""
-    before = plain_ort_median_ms(model, threads, batch, seq, runs)
-    report = bench_model(
-        model,
-        shapes=[Shape(batch=batch, seq=seq)],
-        latency=LatencySpec(warmup=10, runs=runs, threads=threads),
-        memory=False,
-    )
-    after = plain_ort_median_ms(model, threads, batch, seq, runs)
-    return report["results"][0]["latency"]["p50_ms"], (before + after) / 2
+def bench_agrees_with_plain_loop(
+    model: Path, threads: int, batch: int, seq: int, runs: int
+) -> tuple[float, float, float | None]:
+    """(bench p50, plain-loop median, other processes' CPU share while both ran).
+
+    Measured back to back: plain, bench, plain; the plain figure is their mean. The CPU share
+    says whether the comparison means anything: on a machine other processes keep busy, two
+    correct timings of the same model differ by more than any band worth asserting.
+    """
+    from optkit.evaluate.contention import watch_other_cpu
+
+    busy: dict[str, Any] = {}
+    with watch_other_cpu(busy):
+        before = plain_ort_median_ms(model, threads, batch, seq, runs)
+        report = bench_model(
+            model,
+            shapes=[Shape(batch=batch, seq=seq)],
+            latency=LatencySpec(warmup=10, runs=runs, threads=threads),
+            memory=False,
+        )
+        after = plain_ort_median_ms(model, threads, batch, seq, runs)
+    return report["results"][0]["latency"]["p50_ms"], (before + after) / 2, busy.get("other_cpu_share")
 
 
 def test_bench_any_onnx_file_writes_a_valid_report(exported: Artifact, tmp_path: Path) -> None:
@@ -107,9 +118,9 @@ def test_bench_strict_providers_and_bad_options(exported: Artifact) -> None:
 
 
 def test_bench_median_agrees_with_a_plain_loop_on_the_tiny_model(exported: Artifact) -> None:
-    bench, plain = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
-    # sub-millisecond runs: a loose band; tests/test_integration.py holds the real MiniLM to 10%
-    assert abs(bench / plain - 1) < 0.25, (bench, plain)
+    bench, plain, busy = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
+    # sub-millisecond runs: a loose band; tests/test_integration.py holds the real MiniLM to 10% on a quiet machine
+    assert abs(bench / plain - 1) < 0.25, (bench, plain, busy)
 
 
 def test_bench_reports_are_redacted_and_replace_the_old_ones_whole(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,11 +35,18 @@ RECIPE = {
 }
 
 
-def test_minilm_slice_end_to_end(tmp_path: Path) -> None:
-    path = tmp_path / "minilm.yaml"
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The slice run once for this module: its report and its workspace."""
+    root = tmp_path_factory.mktemp("minilm")
+    path = root / "minilm.yaml"
     path.write_text(yaml.safe_dump(RECIPE))
-    outcome = run_recipe(path, output=tmp_path / "reports", workspace=tmp_path / "ws")
-    report = outcome.report
+    outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
+    return outcome.report, root / "ws"
+
+
+def test_minilm_slice_end_to_end(minilm_run: tuple[dict[str, Any], Path]) -> None:
+    report, _ = minilm_run
     v = report["variants"]
     assert v["baseline"]["accuracy"] > 0.70, v["baseline"]  # majority class is 0.578; measured 0.805
     export = next(s for s in report["steps"] if s["kind"] == "export")
@@ -51,7 +59,20 @@ def test_minilm_slice_end_to_end(tmp_path: Path) -> None:
     assert mem["int8-dynamic"]["model_rss_mb"] < mem["fp32-onnx"]["model_rss_mb"]
     assert mem["baseline"]["rss_before_load_mb"] > mem["fp32-onnx"]["rss_before_load_mb"]  # torch import
 
-    # optkit bench on the exported MiniLM against a plain ONNX Runtime loop with its own feed
-    onnx_file = tmp_path / "ws" / "cache" / export["key"] / "model.onnx"
-    bench, plain = bench_agrees_with_plain_loop(onnx_file, threads=2, batch=1, seq=64, runs=100)
-    assert abs(bench / plain - 1) < 0.10, (bench, plain)
+
+def test_bench_median_agrees_with_a_plain_loop_on_minilm(minilm_run: tuple[dict[str, Any], Path]) -> None:
+    """optkit bench on the exported MiniLM within 10% of a plain ONNX Runtime loop with its own feed.
+
+    Only on a quiet machine: with other processes on the 2 cores, correct timings of this model
+    were seen up to 21% apart (other processes held 67% of the CPUs; optkit calls 25% busy), so the
+    comparison is skipped, with the share in the reason, rather than asserted on noise.
+    """
+    from optkit.evaluate.contention import BUSY_SHARE
+
+    report, ws = minilm_run
+    export = next(s for s in report["steps"] if s["kind"] == "export")
+    onnx_file = ws / "cache" / export["key"] / "model.onnx"
+    bench, plain, busy = bench_agrees_with_plain_loop(onnx_file, threads=2, batch=1, seq=64, runs=100)
+    if busy is None or busy > BUSY_SHARE:
+        pytest.skip(f"machine busy (other processes' CPU share {busy}); bench {bench:.2f} ms, plain {plain:.2f} ms")
+    assert abs(bench / plain - 1) < 0.10, (bench, plain, busy)
