@@ -88,13 +88,29 @@ def torch_logits(
     max_length: int,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    *,
+    by_length: bool = False,
 ) -> Any:
-    """Logits of a torch classifier over ``texts``, with the same batching and tokenisation."""
+    """Logits of a torch model over ``texts``, with the same batching and tokenisation, on whatever device
+    the model sits (a teacher on a GPU); returned on the host.
+
+    ``by_length`` batches rows of similar length together (less padding) and returns the logits in
+    the original order: padding does not change a BERT-style model's logits, the attention mask hides it.
+    """
     import torch
 
+    device = next(model.parameters()).device
+    model.eval()
     with torch.inference_mode():
         return _batched_logits(
-            lambda enc: model(**enc).logits.float().numpy(), "pt", tokenizer, texts, max_length, batch_size, on_batch
+            lambda enc: model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy(),
+            "pt",
+            tokenizer,
+            texts,
+            max_length,
+            batch_size,
+            on_batch,
+            by_length,
         )
 
 
@@ -106,14 +122,25 @@ def _batched_logits(
     max_length: int,
     batch_size: int,
     on_batch: Callable[[int], None] | None,
+    by_length: bool = False,
 ) -> Any:
+    """The one batched forward loop: every place that needs outputs over many texts comes through here."""
     import numpy as np
 
+    order = list(range(len(texts)))
+    if by_length:
+        lengths = [len(x) for x in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+        order.sort(key=lengths.__getitem__)
     out = []
-    for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start : start + batch_size])
+    for start in range(0, len(order), batch_size):
+        chunk = [texts[i] for i in order[start : start + batch_size]]
         enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors=tensors)
         out.append(forward(dict(enc)))
         if on_batch:
             on_batch(len(chunk))
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    stacked = np.concatenate(out)
+    result = np.empty_like(stacked)
+    result[order] = stacked
+    return result

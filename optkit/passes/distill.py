@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optkit.errors import PassError, RecipeError
+from optkit.evaluate.predict import torch_logits
 from optkit.guards import ModelDims, forward_bytes, training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
@@ -396,16 +397,5 @@ def _hold_out(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
 
 def _accuracy(model: Any, tok: Any, texts: list[str], labels: list[int], max_length: int) -> float:
     """Held-out accuracy for early stopping, on whatever device the model sits."""
-    import torch
-
-    device = next(model.parameters()).device
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            enc = tok(
-                texts[start : start + 64], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            ).to(device)
-            pred = model(**enc).logits.argmax(-1).cpu().tolist()
-            correct += sum(int(p == y) for p, y in zip(pred, labels[start : start + 64], strict=True))
-    return correct / len(texts)
+    preds = torch_logits(model, tok, texts, max_length, 64).argmax(-1)
+    return sum(int(p == y) for p, y in zip(preds.tolist(), labels, strict=True)) / len(texts)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from optkit.cache import cache_key
+from optkit.evaluate.predict import torch_logits
+
 if TYPE_CHECKING:
     from optkit.passes.base import Artifact, PassContext
 
@@ -19,8 +22,6 @@ def train_logits(src: Artifact, model: Any, tok: Any, max_length: int, ctx: Pass
     data, keyed by the artifact's content key (never by path).
     """
     import torch
-
-    from optkit.cache import cache_key
 
     splits = ctx.splits()
     name = (
@@ -41,27 +42,10 @@ def train_logits(src: Artifact, model: Any, tok: Any, max_length: int, ctx: Pass
 
 
 def teacher_logits(model: Any, tok: Any, texts: list[str], max_length: int, advance: Callable[[int], Any]) -> Any:
-    """The teacher's logits for every row, computed once rather than every epoch, batched by length.
-
-    Padding does not change a BERT-style model's logits (the attention mask hides it), so
-    rows can be grouped by length here and looked up by index during training.
-    """
+    """The teacher's logits for every row, computed once rather than every epoch, batched by length."""
     import torch
 
-    lengths = [len(x) for x in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    out = torch.empty(len(texts), model.config.num_labels)
-    device = next(model.parameters()).device  # wherever the caller put the teacher (a GPU if there is one)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), 64):
-            idx = order[start : start + 64]
-            enc = tok(
-                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            ).to(device)
-            out[idx] = model(**enc).logits.float().cpu()
-            advance(len(idx))
-    return out
+    return torch.from_numpy(torch_logits(model, tok, texts, max_length, 64, advance, by_length=True))
 
 
 def soft_kl(student_logits: Any, teacher_logits: Any, temperature: float) -> Any:
