@@ -119,8 +119,8 @@ def _assemble_report(
     """report.json's content: what was run, on what, with what results; secrets redacted."""
     from optkit.envinfo import collect_environment
     from optkit.redact import redact
-    from optkit.reports.compression import sparsity_notes
     from optkit.reports.gates import check_gates
+    from optkit.reports.notes import run_notes
 
     splits = build.splits
     assert splits is not None
@@ -156,7 +156,7 @@ def _assemble_report(
         "steps": [asdict(s) for s in build.steps],
     }
     report["gates"] = check_gates(recipe, evaluation)
-    report["notes"] = _notes(recipe, report) + sparsity_notes(report)
+    report["notes"] = run_notes(recipe, report)
     report["passed"] = all(g["passed"] for g in report["gates"])
     return redact(report)  # no token from the environment or a recipe value reaches a report file
 
@@ -206,33 +206,3 @@ def _interrupted(stage: str, build: BuildResult, out_dir: Path) -> Exception:
         f"Run the same command again to resume: built steps and cached predictions are reused, and speed "
         f"and memory are measured again"
     )
-
-
-def _notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
-    """Plain-language explanations a deployment engineer would otherwise have to dig for."""
-    from optkit.evaluate.contention import busy_note
-
-    notes = []
-    for name in report["variants"]:
-        last_of_kind = {step.kind: step for step in recipe.chain(name)}  # a pass speaks once per variant
-        for step in last_of_kind.values():
-            notes += step.report_notes(name, report)
-    busy_windows: set[str] = set()  # one note per timing window, not per variant in it
-    for r in report["results"]:
-        where = f"{r['provider']} b{r['batch']}×s{r['seq']}"
-        busy = busy_note(r.get("contention"))
-        if busy and where not in busy_windows:
-            busy_windows.add(where)
-            notes.append(
-                f"latency at {where}: {busy}, so its milliseconds are slower than on a quiet machine; the "
-                f"speed-ups within this run stay comparable (all variants were timed interleaved, in the same window)."
-            )
-    for r in report["results"]:
-        lat = r.get("latency") or {}
-        if lat.get("noisy"):
-            notes.append(
-                f"{r['variant']} {r['provider']} b{r['batch']}×s{r['seq']}: noisy timing (robust CV "
-                f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
-                f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
-            )
-    return notes

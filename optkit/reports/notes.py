@@ -1,0 +1,40 @@
+"""The notes of a run's report, built in one place from what the passes and the measurements say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optkit.evaluate.contention import busy_note
+from optkit.recipe import Recipe
+from optkit.reports.compression import sparsity_notes
+
+__all__ = ["run_notes"]
+
+
+def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
+    """Plain-language explanations a deployment engineer would otherwise have to dig for: what each pass
+    says about the variants it built, busy or noisy timing windows, and sparsity that buys no speed."""
+    notes = []
+    for name in report["variants"]:
+        last_of_kind = {step.kind: step for step in recipe.chain(name)}  # a pass speaks once per variant
+        for step in last_of_kind.values():
+            notes += step.report_notes(name, report)
+    busy_windows: set[str] = set()  # one note per timing window, not per variant in it
+    for r in report["results"]:
+        where = f"{r['provider']} b{r['batch']}×s{r['seq']}"
+        busy = busy_note(r.get("contention"))
+        if busy and where not in busy_windows:
+            busy_windows.add(where)
+            notes.append(
+                f"latency at {where}: {busy}, so its milliseconds are slower than on a quiet machine; the "
+                f"speed-ups within this run stay comparable (all variants were timed interleaved, in the same window)."
+            )
+    for r in report["results"]:
+        lat = r.get("latency") or {}
+        if lat.get("noisy"):
+            notes.append(
+                f"{r['variant']} {r['provider']} b{r['batch']}×s{r['seq']}: noisy timing (robust CV "
+                f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
+                f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
+            )
+    return notes + sparsity_notes(report)
