@@ -7,16 +7,28 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from optkit.errors import unexpected_errors
+from optkit.cache import ArtifactCache, release_holds, write_files_atomic
+from optkit.envinfo import collect_environment
+from optkit.errors import RunInterrupted, unexpected_errors
+from optkit.evaluate.harness import evaluate_build
+from optkit.evaluate.providers import provider_status
+from optkit.interrupts import check
+from optkit.preflight import check_inputs
 from optkit.progress import Progress, SilentProgress
 from optkit.recipe import Recipe, load_recipe
+from optkit.redact import redact
+from optkit.reports.gates import check_gates
+from optkit.reports.html import render_html
+from optkit.reports.junit import gates_junit
+from optkit.reports.markdown import render_markdown
 from optkit.reports.model import REPORT_SCHEMA_VERSION, check_report
-
-if TYPE_CHECKING:
-    from optkit.runner import BuildResult
-    from optkit.sources.data import Splits
+from optkit.reports.notes import run_notes
+from optkit.runner import BuildResult, build_artifacts
+from optkit.sources.data import Splits, load_splits
+from optkit.sources.model import resolve_model
+from optkit.testhooks import pause_point
 
 __all__ = ["RunOutcome", "run_recipe", "validate_recipe"]
 
@@ -33,9 +45,6 @@ class RunOutcome:
 
 def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
     """Load and check a recipe, and resolve its model and data sources, without running any pass."""
-    from optkit.preflight import check_inputs
-    from optkit.sources.data import load_splits
-    from optkit.sources.model import resolve_model
 
     recipe = load_recipe(path)
     source = resolve_model(recipe.model)
@@ -60,7 +69,6 @@ def run_recipe(
         >>> outcome.passed
         True
     """
-    from optkit.cache import release_holds
 
     try:
         return _run_recipe(path, output, workspace, force, progress, strict_providers)
@@ -76,9 +84,6 @@ def _run_recipe(
     progress: Progress | None,
     strict_providers: bool,
 ) -> RunOutcome:
-    from optkit.cache import ArtifactCache
-    from optkit.evaluate.harness import evaluate_build
-    from optkit.runner import build_artifacts
 
     progress = progress or SilentProgress()
     started = time.time()
@@ -87,8 +92,6 @@ def _run_recipe(
     workspace = Path(workspace)
     progress.log(f"[bold]optkit run[/] {path} -> {Path(output) / recipe.name}")
     if strict_providers:  # before minutes of training, not after
-        from optkit.evaluate.providers import provider_status
-
         for provider in recipe.evaluate.providers:
             provider_status(provider, strict=True)
     build = build_artifacts(recipe, workspace, force=force, progress=progress)
@@ -117,10 +120,6 @@ def _assemble_report(
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
     """report.json's content: what was run, on what, with what results; secrets redacted."""
-    from optkit.envinfo import collect_environment
-    from optkit.redact import redact
-    from optkit.reports.gates import check_gates
-    from optkit.reports.notes import run_notes
 
     splits = build.splits
     assert splits is not None
@@ -163,10 +162,6 @@ def _assemble_report(
 
 def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, out_dir: Path) -> list[Path]:
     """Render every format the recipe asks for and swap them in together: the old report stays whole until then."""
-    from optkit.cache import write_files_atomic
-    from optkit.interrupts import check
-    from optkit.reports.markdown import render_markdown
-    from optkit.testhooks import pause_point
 
     check_report(report, f"the report for {str(out_dir)!r}")  # never write what compare would refuse
     paths = []
@@ -178,13 +173,9 @@ def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, o
         paths.append(out_dir / "report.md")
         files[paths[-1]] = render_markdown(report)
     if "html" in recipe.report.formats:
-        from optkit.reports.html import render_html
-
         paths.append(out_dir / "report.html")
         files[paths[-1]] = render_html(report)
     if "junit" in recipe.report.formats:
-        from optkit.reports.junit import gates_junit
-
         paths.append(out_dir / "gates.xml")
         files[paths[-1]] = gates_junit(report)
     try:
@@ -197,7 +188,6 @@ def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, o
 
 def _interrupted(stage: str, build: BuildResult, out_dir: Path) -> Exception:
     """Ctrl-C after the build: say where it stopped, what is kept, and how to resume."""
-    from optkit.errors import RunInterrupted
 
     previous = out_dir / "report.json"
     kept = f"the previous report in {str(out_dir)!r} is unchanged" if previous.exists() else "no report was written"

@@ -9,6 +9,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from optkit import __version__
+
 __all__ = ["KEY_LIBRARIES", "available_cpus", "collect_environment", "cpu_flags", "library_versions", "versions"]
 
 # /proc/cpuinfo flag -> the name a deployment engineer looks for
@@ -77,8 +79,6 @@ def versions(names: tuple[str, ...]) -> dict[str, str]:
 
 def collect_environment(threads: int | None = None) -> dict[str, Any]:
     import onnxruntime as ort
-
-    from optkit import __version__
 
     return {
         "optkit": __version__,

@@ -27,15 +27,15 @@ def _in_pass(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _in_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    import optkit.evaluate.harness
+    import optkit.api
 
-    monkeypatch.setattr(optkit.evaluate.harness, "evaluate_build", _boom)
+    monkeypatch.setattr(optkit.api, "evaluate_build", _boom)
 
 
 def _in_report_writer(monkeypatch: pytest.MonkeyPatch) -> None:
-    import optkit.reports.markdown
+    import optkit.api
 
-    monkeypatch.setattr(optkit.reports.markdown, "render_markdown", _boom)
+    monkeypatch.setattr(optkit.api, "render_markdown", _boom)
 
 
 @pytest.fixture(scope="module")

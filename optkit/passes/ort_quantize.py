@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from optkit.errors import PassError, RecipeError
+from optkit.evaluate.predict import create_session, ort_feed
 from optkit.guards import ModelDims, calibration_bytes
 from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
@@ -200,7 +201,6 @@ class _CalibrationReader:
     """Feeds calibration batches (padded to their longest row) to the ORT calibrator."""
 
     def __init__(self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int):
-        from optkit.evaluate.predict import create_session
 
         session = create_session(model_path)
         self._names = [i.name for i in session.get_inputs()]
@@ -210,7 +210,6 @@ class _CalibrationReader:
         self.advance = lambda n=1, info="": None
 
     def get_next(self) -> dict[str, Any] | None:
-        from optkit.evaluate.predict import ort_feed
 
         if self._i >= len(self._batches):
             return None
