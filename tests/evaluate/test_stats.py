@@ -38,7 +38,11 @@ def test_auto_warm_up_runs_until_two_windows_agree() -> None:
         now[0] += next(costs) / 1000
 
     n = warm_up(fn, "auto", clock=lambda: now[0])
-    assert 10 <= n <= 16  # stops once the slow first runs have left the window
+    # Windows of 5, compared from the 10th run on: the median of runs 6-10 (12 11 10 10 10) is 10 ms,
+    # but the window before it is slower each time it slides (medians 30, 20, 15, 12, 11 ms after runs
+    # 10-14: off by 9% and more). After run 15 both windows (12 11 10 10 10 | 10 10 10 10 10) have
+    # a median of 10 ms: within 5%, so warm-up stops at exactly 15 runs, not one earlier or later.
+    assert n == 15
     assert warm_up(lambda: None, 3) == 3
 
 
@@ -52,7 +56,13 @@ def test_time_budget_stops_after_min_runs() -> None:
     samples = time_interleaved(
         {"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=8, record=record
     )
-    assert 5 <= len(samples["a"]) < 100 and record["budget_hit"] and record["warmup_runs"] == {"a": 0}
+    # Each round is one settling call and 5 timed ones: 6 s. Before round 2 the clock reads 12 s > 8 s
+    # and 10 >= min_runs samples are in, so no third round starts: exactly 10 samples of 1000 ms.
+    assert samples["a"] == [1000.0] * 10
+    assert record == {"budget_hit": True, "warmup_runs": {"a": 0}}
+    # a budget spent before the first round still gets min_runs samples: one round of block=min_runs
+    spent = time_interleaved({"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=0)
+    assert len(spent["a"]) == 5
 
 
 def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
