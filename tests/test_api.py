@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from optkit.api import run_recipe
+from optkit.api import RunOutcome, run_recipe
 from optkit.errors import EvaluationError, PassError
 
 
 @pytest.fixture(scope="module")
-def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def _built(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, RunOutcome]:
+    """One real run of the tiny recipe (the slow part), never touched by a test: see ``first_run``."""
     import copy
 
     import yaml
@@ -27,6 +28,23 @@ def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     path.write_text(yaml.safe_dump(data))
     outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
     return root, path, outcome
+
+
+@pytest.fixture
+def first_run(_built: tuple[Path, Path, RunOutcome], tmp_path: Path) -> tuple[Path, Path, RunOutcome]:
+    """A private copy of the run (recipe, workspace, reports and outcome) for each test.
+
+    Tests rerun, force and corrupt this run; on a shared one the outcome would depend on which test
+    ran first (a rerun with a changed recipe rewrites report.json that another test compares).
+    """
+    import copy
+    import shutil
+
+    root, path, outcome = _built
+    mine = tmp_path / "e2e"
+    shutil.copytree(root, mine)
+    paths = [mine / p.relative_to(root) for p in outcome.paths]
+    return mine, mine / path.name, RunOutcome(report=copy.deepcopy(outcome.report), paths=paths)
 
 
 def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", "
 class Split:
     texts: list[str]
     labels: list[int]
+    rows: list[int] = field(default_factory=list)  # position among the usable rows: texts can repeat, rows cannot
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -87,7 +88,7 @@ def load_splits(spec: DataSpec, seed: int) -> Splits:
     cal_idx, _ = _stratified_take(label_ids, train_idx, n_cal, rng)
 
     def pick(idx: Any) -> Split:
-        return Split([texts[i] for i in idx], [int(label_ids[i]) for i in idx])
+        return Split([texts[i] for i in idx], [int(label_ids[i]) for i in idx], [int(i) for i in idx])
 
     cut = {
         "seed": seed,
