@@ -158,6 +158,45 @@ def test_force_rebuilds_every_step(first_run) -> None:  # type: ignore[no-untype
     assert {s["status"] for s in forced.report["steps"]} == {"built", "shared"}
 
 
+def test_cli_force_is_refused_with_exit_2_while_another_process_uses_an_entry(first_run) -> None:  # type: ignore[no-untyped-def]
+    """README: ``--force`` is refused (exit 2) while another run is using the same cached entries."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from click.testing import CliRunner
+
+    from optkit.cache import ArtifactCache
+    from optkit.cli import cli
+
+    root, path, outcome = first_run
+    key = next(s["key"] for s in outcome.report["steps"] if s["variant"] == "baseline")
+    cache = ArtifactCache(root / "ws" / "cache")
+    before = cache.lookup(key)
+    assert before is not None
+    # the other run: holds the entry's shared "in use" lock, as a run that found it cached does
+    user = textwrap.dedent(f"""
+        import fcntl, sys
+        fh = open({str(cache._use_file(key))!r}, "a+")
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        print("using", flush=True)
+        sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", user], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "using\n"
+        args = ["run", str(path), "--output", str(root / "forced"), "--workspace", str(root / "ws"), "--force"]
+        result = CliRunner().invoke(cli, args)
+    finally:
+        proc.communicate("done\n", timeout=60)
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: --force: cache entry {key[:12]} (baseline[0] finetune) in ")
+    assert "is in use by another optkit process" in last and "Traceback" not in result.output
+    assert cache.lookup(key) == before  # the entry the other run reads is still there, whole
+    assert not (root / "forced").exists()
+
+
 def test_report_matches_its_json_schema_and_records_placement_and_stats(first_run) -> None:  # type: ignore[no-untyped-def]
     from optkit.reports.schema import validate_report
 
