@@ -591,5 +591,9 @@ def test_bad_input_exits_2_with_a_clear_first_line(
     assert not (tmp_path / "PWNED").exists()  # the pickle payload never ran
 
 
-def test_there_are_at_least_25_distinct_bad_inputs() -> None:
-    assert len({c[0] for c in CASES}) >= 25
+def test_the_readme_counts_the_bad_inputs_tried_here() -> None:
+    """README's "the N bad inputs the test suite tries" is this list's length: add a case, update the README."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    claimed = re.search(r"the (\d+) bad inputs the test suite tries", readme)
+    assert claimed is not None
+    assert len({c[0] for c in CASES}) == len(CASES) == int(claimed.group(1))
