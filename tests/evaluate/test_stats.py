@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -75,3 +76,28 @@ def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
     recipe_dict["evaluate"]["latency"]["warmup"] = "soon"
     with pytest.raises(RecipeError, match="warmup"):
         recipe_from_dict(recipe_dict)
+
+
+def test_a_reports_median_ci_can_be_recomputed_from_its_samples() -> None:
+    """The interval is documented well enough to recompute: 2.5th/97.5th percentiles of the medians of
+    2000 resamples drawn with numpy's default_rng(0). A reader checking a report gets the same numbers."""
+    import numpy as np
+
+    rng = random.Random(3)
+    xs = [20 + rng.expovariate(0.5) for _ in range(30)]  # even: medians are means of pairs, many values
+    draws = np.random.default_rng(0).integers(0, len(xs), size=(2000, len(xs)))
+    medians = np.median(np.asarray(xs)[draws], axis=1)
+    expected = (float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975)))
+    assert bootstrap_median_ci(xs) == pytest.approx(expected, rel=1e-12)  # a last-digit rounding apart at most
+    # summarize() resamples the samples sorted, so a report's interval is recomputed from sorted(samples_ms)
+    assert summarize(xs, 1)["p50_ci95_ms"] == pytest.approx(list(bootstrap_median_ci(sorted(xs))), rel=1e-12)
+    assert bootstrap_median_ci(xs, seed=1) != expected  # the seed matters, so it must be the documented one
+    assert bootstrap_median_ci(xs, resamples=2001) != expected  # and so does the number of resamples
+
+
+def test_median_ci_of_too_few_samples() -> None:
+    """Two samples are still resampled; one sample is its own interval; none has no interval."""
+    assert bootstrap_median_ci([1.0, 3.0]) == (1.0, 3.0)  # resampled medians 1, 2 or 3
+    assert bootstrap_median_ci([5.0]) == (5.0, 5.0)
+    lo, hi = bootstrap_median_ci([])
+    assert math.isnan(lo) and math.isnan(hi)
