@@ -101,3 +101,29 @@ def test_median_ci_of_too_few_samples() -> None:
     assert bootstrap_median_ci([5.0]) == (5.0, 5.0)
     lo, hi = bootstrap_median_ci([])
     assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_summary_figures_match_the_textbook_definitions() -> None:
+    """Every figure in a latency row, against the statistics module and numpy on a small, hand-checkable set."""
+    import statistics
+
+    import numpy as np
+
+    xs = [14.0, 10.0, 12.0, 13.0, 11.0]  # unsorted, as timed
+    s = summarize(xs, batch=4)
+    std = statistics.stdev(xs)  # sample standard deviation (n - 1): sqrt(10 / 4)
+    mad = statistics.median(abs(x - 12.0) for x in xs)  # 2 0 1 2 1 -> 1
+    assert (s["p50_ms"], s["mean_ms"], s["min_ms"], s["max_ms"], s["runs"]) == (12.0, 12.0, 10.0, 14.0, 5)
+    assert s["p90_ms"] == pytest.approx(float(np.percentile(xs, 90))) == pytest.approx(13.6)
+    assert s["p99_ms"] == pytest.approx(float(np.percentile(xs, 99))) == pytest.approx(13.96)
+    assert s["std_ms"] == pytest.approx(std) and s["cv"] == pytest.approx(std / 12.0)
+    assert mad == 1.0 and s["robust_cv"] == pytest.approx(1.4826 * mad / 12.0)
+    assert s["throughput_per_s"] == pytest.approx(4 / 0.012) == s["throughput_p50_per_s"]
+    two = summarize([10.0, 14.0], batch=1)
+    assert two["std_ms"] == pytest.approx(statistics.stdev([10.0, 14.0])) and two["p50_ms"] == 12.0
+    one = summarize([7.0], batch=1)
+    assert (one["std_ms"], one["cv"], one["robust_cv"], one["p50_ci95_ms"]) == (0.0, 0.0, 0.0, [7.0, 7.0])
+    zero = summarize([0.0, 0.0], batch=1)  # a clock too coarse to see the run: no division by zero
+    assert (zero["cv"], zero["robust_cv"], zero["throughput_per_s"], zero["noisy"]) == (0.0, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match=r"^no latency samples$"):
+        summarize([], batch=1)
