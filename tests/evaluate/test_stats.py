@@ -125,5 +125,8 @@ def test_summary_figures_match_the_textbook_definitions() -> None:
     assert (one["std_ms"], one["cv"], one["robust_cv"], one["p50_ci95_ms"]) == (0.0, 0.0, 0.0, [7.0, 7.0])
     zero = summarize([0.0, 0.0], batch=1)  # a clock too coarse to see the run: no division by zero
     assert (zero["cv"], zero["robust_cv"], zero["throughput_per_s"], zero["noisy"]) == (0.0, 0.0, 0.0, False)
+    assert zero["throughput_p50_per_s"] == 0.0
+    # noisy means robust CV *above* the limit: at the limit exactly it is not
+    assert not summarize(xs, 4, noisy_cv=s["robust_cv"])["noisy"] and summarize(xs, 4, noisy_cv=0.12)["noisy"]
     with pytest.raises(ValueError, match=r"^no latency samples$"):
         summarize([], batch=1)

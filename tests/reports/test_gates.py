@@ -59,6 +59,10 @@ def test_each_gate_passes_at_its_threshold_and_fails_just_past_it(recipe_dict: d
         "int8-dynamic: size 0.260× of fp32-onnx (allowed 0.260×)",
         "int8-dynamic: agreement with baseline 0.9700 (required 0.9700)",
     ]
+    # 0.85 - 0.842 is 0.008000000000000007 in floats: a drop equal to the threshold as written still passes
+    recipe_dict["report"]["gates"] = {"int8-dynamic": {"max_accuracy_drop": 0.008}}
+    (drop,) = check_gates(recipe_from_dict(recipe_dict), _evaluation(1.25))
+    assert drop["passed"] and drop["message"] == "int8-dynamic: accuracy drop +0.80 points (allowed 0.80)"
     past = {"min_speedup": 1.2501, "max_size_ratio": 0.2599, "min_agreement": 0.9701}
     recipe_dict["report"]["gates"] = {"int8-dynamic": past}
     assert [g["passed"] for g in check_gates(recipe_from_dict(recipe_dict), _evaluation(1.25))] == [False] * 3
