@@ -60,3 +60,6 @@ def handling() -> Iterator[None]:
         for sig, handler in previous.items():
             if handler is not None:  # None: installed from C, nothing Python can put back
                 signal.signal(sig, handler)
+        # the request belonged to this command (the CLI has read it by now): a later run_recipe() in the
+        # same process (a notebook, the test suite) must not stop at its first progress step because of it
+        _state["signal"] = None

@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+# urllib3 (imported by transformers via requests) probes for IPv6 at import by opening an AF_INET6
+# socket; no connection is made. Imported here, before pytest-socket blocks sockets for each test
+# (--disable-socket in addopts), so that probe is not reported as a test using the network.
+import urllib3  # noqa: F401
+
 from optkit.passes.base import Artifact, PassContext, RunSettings
 from optkit.recipe import recipe_from_dict
 from optkit.sources.data import load_splits

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from optkit.api import run_recipe
+from optkit.api import RunOutcome, run_recipe
 from optkit.errors import EvaluationError, PassError
 
 
 @pytest.fixture(scope="module")
-def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def _built(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, RunOutcome]:
+    """One real run of the tiny recipe (the slow part), never touched by a test: see ``first_run``."""
     import copy
 
     import yaml
@@ -27,6 +28,23 @@ def first_run(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     path.write_text(yaml.safe_dump(data))
     outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
     return root, path, outcome
+
+
+@pytest.fixture
+def first_run(_built: tuple[Path, Path, RunOutcome], tmp_path: Path) -> tuple[Path, Path, RunOutcome]:
+    """A private copy of the run (recipe, workspace, reports and outcome) for each test.
+
+    Tests rerun, force and corrupt this run; on a shared one the outcome would depend on which test
+    ran first (a rerun with a changed recipe rewrites report.json that another test compares).
+    """
+    import copy
+    import shutil
+
+    root, path, outcome = _built
+    mine = tmp_path / "e2e"
+    shutil.copytree(root, mine)
+    paths = [mine / p.relative_to(root) for p in outcome.paths]
+    return mine, mine / path.name, RunOutcome(report=copy.deepcopy(outcome.report), paths=paths)
 
 
 def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type: ignore[no-untyped-def]
@@ -138,6 +156,45 @@ def test_force_rebuilds_every_step(first_run) -> None:  # type: ignore[no-untype
         "built",
     ]
     assert {s["status"] for s in forced.report["steps"]} == {"built", "shared"}
+
+
+def test_cli_force_is_refused_with_exit_2_while_another_process_uses_an_entry(first_run) -> None:  # type: ignore[no-untyped-def]
+    """README: ``--force`` is refused (exit 2) while another run is using the same cached entries."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from click.testing import CliRunner
+
+    from optkit.cache import ArtifactCache
+    from optkit.cli import cli
+
+    root, path, outcome = first_run
+    key = next(s["key"] for s in outcome.report["steps"] if s["variant"] == "baseline")
+    cache = ArtifactCache(root / "ws" / "cache")
+    before = cache.lookup(key)
+    assert before is not None
+    # the other run: holds the entry's shared "in use" lock, as a run that found it cached does
+    user = textwrap.dedent(f"""
+        import fcntl, sys
+        fh = open({str(cache._use_file(key))!r}, "a+")
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        print("using", flush=True)
+        sys.stdin.readline()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", user], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "using\n"
+        args = ["run", str(path), "--output", str(root / "forced"), "--workspace", str(root / "ws"), "--force"]
+        result = CliRunner().invoke(cli, args)
+    finally:
+        proc.communicate("done\n", timeout=60)
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: --force: cache entry {key[:12]} (baseline[0] finetune) in ")
+    assert "is in use by another optkit process" in last and "Traceback" not in result.output
+    assert cache.lookup(key) == before  # the entry the other run reads is still there, whole
+    assert not (root / "forced").exists()
 
 
 def test_report_matches_its_json_schema_and_records_placement_and_stats(first_run) -> None:  # type: ignore[no-untyped-def]

@@ -68,3 +68,27 @@ def test_run_prints_the_table_and_exits_1_on_a_failed_gate(
     assert f"wrote {out / 'tiny' / 'report.json'}" in result.output
     assert "1 gate(s) failed" in result.output
     assert (out / "tiny" / "report.md").is_file()
+
+
+def test_run_strict_providers_exits_2_before_building_anything(
+    recipe_dict: dict[str, Any],
+    write_recipe,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """README: with --strict-providers a provider missing from this onnxruntime build stops `run` before any build.
+
+    The test machine's onnxruntime is the CPU build, so cuda is missing; without the early check the
+    fine-tune would run (and fill the cache) before the harness met the provider.
+    """
+    import onnxruntime
+
+    assert "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
+    recipe_dict["evaluate"]["providers"] = ["cpu", "cuda"]
+    ws, out = tmp_path / "ws", tmp_path / "reports"
+    args = ["run", str(write_recipe(recipe_dict)), "-o", str(out), "--workspace", str(ws), "--strict-providers"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: provider 'cuda': CUDAExecutionProvider not available in this onnxruntime build")
+    entries = [p.name for p in (ws / "cache").iterdir()] if (ws / "cache").exists() else []
+    assert entries == [] and not out.exists()  # nothing built, nothing cached, no report

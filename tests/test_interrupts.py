@@ -40,6 +40,8 @@ def test_a_swallowed_ctrl_c_is_raised_at_the_next_progress_step(sigint_as_in_a_t
         with SilentProgress().task("training", total=10) as advance, pytest.raises(KeyboardInterrupt):
             advance(1)
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is back
+    assert interrupts.requested() is None  # and the request ended with the command that got it
+    interrupts.check()
 
 
 def test_a_repeated_sigterm_does_not_cut_the_cleanup_short() -> None:

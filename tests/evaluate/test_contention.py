@@ -43,3 +43,14 @@ def test_a_busy_neighbour_is_seen_and_named() -> None:
     note = busy_note(dict(record, other_cpu_share=0.45, steal_share=0.03))
     assert note == f"other processes used 45% of the {cpus} CPUs while it was timed (host steal 3%)"
     assert busy_note(dict(record, other_cpu_share=0.1)) is None and busy_note(None) is None
+
+
+def test_busy_threshold_is_25_percent_exactly() -> None:
+    """README: above 25% of the CPUs taken by others, the report calls the timing window busy; 25% itself is not."""
+    row = {"cpus": 2, "steal_share": 0.0}
+    assert busy_note(dict(row, other_cpu_share=0.249)) is None
+    assert busy_note(dict(row, other_cpu_share=0.25)) is None  # shares are stored rounded to 3 places
+    assert busy_note(dict(row, other_cpu_share=0.251)) == "other processes used 25% of the 2 CPUs while it was timed"
+    assert busy_note(dict(row, other_cpu_share=0.26, steal_share=0.009)) == (
+        "other processes used 26% of the 2 CPUs while it was timed"  # steal below 1% is not worth a word
+    )

@@ -34,3 +34,16 @@ def test_hint_on_gpu_provider_names_the_provider(exported: Artifact) -> None:
     census = graph_census(exported.onnx_file)
     explain = {"isa": [], "int8_vnni": True, "source": census, "optimized": {"error": "x"}}
     assert "on the cuda provider" in slow_int8_hint(explain, 0.8, provider="cuda")
+
+
+def test_int8_hint_threshold_is_1_05x_exactly() -> None:
+    """README: the note appears when int8 is not at least 1.05x the reference; at 1.05x it does not."""
+    graph = {"ops": {}, "float_compute": 2, "quantized_compute": 10, "conversions": {"DequantizeLinear": 3}}
+    explain = {"isa": ["AVX2"], "int8_vnni": True, "source": {}, "optimized": dict(graph, q_dq_pairs=1)}
+    assert slow_int8_hint(explain, 1.05) is None and slow_int8_hint(explain, 1.2) is None
+    assert slow_int8_hint(explain, None) is None  # no speed-up measured: nothing to explain
+    assert slow_int8_hint(explain, 1.0499) == (
+        "int8 is not faster here (1.05×): 2 of 12 MatMul-class nodes still run in float; "
+        "3 quantise/dequantise nodes left unfused after ORT's optimisation, 1 of them Q→DQ pairs"
+    )
+    assert slow_int8_hint(explain, 1.04).startswith("int8 is not faster here (1.04×): 2 of 12")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -38,7 +39,11 @@ def test_auto_warm_up_runs_until_two_windows_agree() -> None:
         now[0] += next(costs) / 1000
 
     n = warm_up(fn, "auto", clock=lambda: now[0])
-    assert 10 <= n <= 16  # stops once the slow first runs have left the window
+    # Windows of 5, compared from the 10th run on: the median of runs 6-10 (12 11 10 10 10) is 10 ms,
+    # but the window before it is slower each time it slides (medians 30, 20, 15, 12, 11 ms after runs
+    # 10-14: off by 9% and more). After run 15 both windows (12 11 10 10 10 | 10 10 10 10 10) have
+    # a median of 10 ms: within 5%, so warm-up stops at exactly 15 runs, not one earlier or later.
+    assert n == 15
     assert warm_up(lambda: None, 3) == 3
 
 
@@ -52,7 +57,13 @@ def test_time_budget_stops_after_min_runs() -> None:
     samples = time_interleaved(
         {"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=8, record=record
     )
-    assert 5 <= len(samples["a"]) < 100 and record["budget_hit"] and record["warmup_runs"] == {"a": 0}
+    # Each round is one settling call and 5 timed ones: 6 s. Before round 2 the clock reads 12 s > 8 s
+    # and 10 >= min_runs samples are in, so no third round starts: exactly 10 samples of 1000 ms.
+    assert samples["a"] == [1000.0] * 10
+    assert record == {"budget_hit": True, "warmup_runs": {"a": 0}}
+    # a budget spent before the first round still gets min_runs samples: one round of block=min_runs
+    spent = time_interleaved({"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=0)
+    assert len(spent["a"]) == 5
 
 
 def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
@@ -65,3 +76,57 @@ def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
     recipe_dict["evaluate"]["latency"]["warmup"] = "soon"
     with pytest.raises(RecipeError, match="warmup"):
         recipe_from_dict(recipe_dict)
+
+
+def test_a_reports_median_ci_can_be_recomputed_from_its_samples() -> None:
+    """The interval is documented well enough to recompute: 2.5th/97.5th percentiles of the medians of
+    2000 resamples drawn with numpy's default_rng(0). A reader checking a report gets the same numbers."""
+    import numpy as np
+
+    rng = random.Random(3)
+    xs = [20 + rng.expovariate(0.5) for _ in range(30)]  # even: medians are means of pairs, many values
+    draws = np.random.default_rng(0).integers(0, len(xs), size=(2000, len(xs)))
+    medians = np.median(np.asarray(xs)[draws], axis=1)
+    expected = (float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975)))
+    assert bootstrap_median_ci(xs) == pytest.approx(expected, rel=1e-12)  # a last-digit rounding apart at most
+    # summarize() resamples the samples sorted, so a report's interval is recomputed from sorted(samples_ms)
+    assert summarize(xs, 1)["p50_ci95_ms"] == pytest.approx(list(bootstrap_median_ci(sorted(xs))), rel=1e-12)
+    assert bootstrap_median_ci(xs, seed=1) != expected  # the seed matters, so it must be the documented one
+    assert bootstrap_median_ci(xs, resamples=2001) != expected  # and so does the number of resamples
+
+
+def test_median_ci_of_too_few_samples() -> None:
+    """Two samples are still resampled; one sample is its own interval; none has no interval."""
+    assert bootstrap_median_ci([1.0, 3.0]) == (1.0, 3.0)  # resampled medians 1, 2 or 3
+    assert bootstrap_median_ci([5.0]) == (5.0, 5.0)
+    lo, hi = bootstrap_median_ci([])
+    assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_summary_figures_match_the_textbook_definitions() -> None:
+    """Every figure in a latency row, against the statistics module and numpy on a small, hand-checkable set."""
+    import statistics
+
+    import numpy as np
+
+    xs = [14.0, 10.0, 12.0, 13.0, 11.0]  # unsorted, as timed
+    s = summarize(xs, batch=4)
+    std = statistics.stdev(xs)  # sample standard deviation (n - 1): sqrt(10 / 4)
+    mad = statistics.median(abs(x - 12.0) for x in xs)  # 2 0 1 2 1 -> 1
+    assert (s["p50_ms"], s["mean_ms"], s["min_ms"], s["max_ms"], s["runs"]) == (12.0, 12.0, 10.0, 14.0, 5)
+    assert s["p90_ms"] == pytest.approx(float(np.percentile(xs, 90))) == pytest.approx(13.6)
+    assert s["p99_ms"] == pytest.approx(float(np.percentile(xs, 99))) == pytest.approx(13.96)
+    assert s["std_ms"] == pytest.approx(std) and s["cv"] == pytest.approx(std / 12.0)
+    assert mad == 1.0 and s["robust_cv"] == pytest.approx(1.4826 * mad / 12.0)
+    assert s["throughput_per_s"] == pytest.approx(4 / 0.012) == s["throughput_p50_per_s"]
+    two = summarize([10.0, 14.0], batch=1)
+    assert two["std_ms"] == pytest.approx(statistics.stdev([10.0, 14.0])) and two["p50_ms"] == 12.0
+    one = summarize([7.0], batch=1)
+    assert (one["std_ms"], one["cv"], one["robust_cv"], one["p50_ci95_ms"]) == (0.0, 0.0, 0.0, [7.0, 7.0])
+    zero = summarize([0.0, 0.0], batch=1)  # a clock too coarse to see the run: no division by zero
+    assert (zero["cv"], zero["robust_cv"], zero["throughput_per_s"], zero["noisy"]) == (0.0, 0.0, 0.0, False)
+    assert zero["throughput_p50_per_s"] == 0.0
+    # noisy means robust CV *above* the limit: at the limit exactly it is not
+    assert not summarize(xs, 4, noisy_cv=s["robust_cv"])["noisy"] and summarize(xs, 4, noisy_cv=0.12)["noisy"]
+    with pytest.raises(ValueError, match=r"^no latency samples$"):
+        summarize([], batch=1)
