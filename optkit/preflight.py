@@ -49,7 +49,9 @@ def check_limits(recipe: Recipe, model_dir: Path, config: dict[str, Any]) -> Non
     limit, why = _length_limit(model_dir, config)
     if limit is not None:
         asked = [("data.max_length", recipe.data.max_length)]
-        asked += [(f"{where}.max_length", step.max_length) for where, step in _steps(recipe) if _length(step)]
+        asked += [
+            (f"{where}.max_length", s.max_length) for where, s in _steps(recipe) if getattr(s, "max_length", None)
+        ]
         asked += [(f"evaluate.shapes[{i}].seq", shape.seq) for i, shape in enumerate(recipe.evaluate.shapes)]
         for field, length in asked:
             if length > limit:
@@ -109,10 +111,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}  # absent or unreadable: loading the tokenizer later says what is wrong with it
     return data if isinstance(data, dict) else {}
-
-
-def _length(step: Any) -> int | None:
-    return getattr(step, "max_length", None)
 
 
 def _check_gates_fit(recipe: Recipe, metrics: list[str]) -> None:

@@ -61,9 +61,7 @@ def build_artifacts(
     splits: Callable[[], Splits] = functools.cache(lambda: load_splits(recipe.data, recipe.seed, recipe.model.task))
     check_inputs(recipe, source, splits())  # head, labels, calibration size, memory: before any work
 
-    settings = RunSettings(
-        recipe.seed, recipe.data.max_length, recipe.model.num_labels, recipe.model.trust_remote_code, recipe.model.task
-    )
+    settings = RunSettings.from_recipe(recipe)
     result = BuildResult(source=source, artifacts={})
     seen: dict[str, dict[str, Any]] = {}  # key -> meta of steps done in this run (shared prefixes)
     chains = {"baseline": list(recipe.baseline)} | {n: recipe.chain(n) for n in recipe.variants}

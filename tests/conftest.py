@@ -149,9 +149,7 @@ def context(recipe_dict: dict[str, Any], out: Path) -> RecipeContext:
     recipe = recipe_from_dict(recipe_dict)
     splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
     out.mkdir(parents=True, exist_ok=True)
-    settings = RunSettings(
-        recipe.seed, recipe.data.max_length, recipe.model.num_labels, recipe.model.trust_remote_code, recipe.model.task
-    )
+    settings = RunSettings.from_recipe(recipe)
     return RecipeContext(out_dir=out, step="test", settings=settings, splits=lambda: splits, recipe=recipe)
 
 

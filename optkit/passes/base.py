@@ -14,6 +14,7 @@ from optkit.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
     from optkit.cache import ArtifactCache
+    from optkit.recipe import Recipe
     from optkit.sources.data import Splits
 
 __all__ = [
@@ -101,6 +102,11 @@ class RunSettings:
     num_labels: int | None = None  # model.num_labels: the head size the recipe asks for, if it says
     trust_remote_code: bool = False  # model.trust_remote_code, for every model a pass loads
     task: str = "text-classification"  # model.task: which head a model gets, how its outputs are read
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> RunSettings:
+        model = recipe.model
+        return cls(recipe.seed, recipe.data.max_length, model.num_labels, model.trust_remote_code, model.task)
 
 
 @dataclass
