@@ -66,39 +66,16 @@ def train_classifier(
     double the cost). The order is drawn from a generator seeded with ``seed``, so two runs
     with the same seed see the same batches.
     """
-    import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-    from transformers import get_linear_schedule_with_warmup
 
     set_seed(seed)
     accelerator = Accelerator()
     n = len(texts)
     total_steps = planned_steps(n, batch_size, epochs, max_steps)
 
-    def collate(idx: list[int]) -> dict[str, Any]:
-        enc = tokenizer(
-            [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        enc["labels"] = torch.tensor([labels[i] for i in idx], dtype=getattr(torch, label_dtype))
-        enc["idx"] = torch.tensor(idx, dtype=torch.long)
-        return dict(enc)
-
-    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
-    sampler = _LengthBucketBatches(lengths, batch_size, torch.Generator().manual_seed(seed))
-    loader = DataLoader(list(range(n)), batch_sampler=sampler, collate_fn=collate)
-
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {
-            "params": [p for nme, p in model.named_parameters() if not nme.endswith(no_decay)],
-            "weight_decay": weight_decay,
-        },
-        {"params": [p for nme, p in model.named_parameters() if nme.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+    loader = _length_bucketed_loader(tokenizer, texts, labels, max_length, batch_size, seed, label_dtype)
+    optimizer, scheduler = _adamw_with_warmup(model, learning_rate, weight_decay, warmup_ratio, total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
     loss_fn = loss_fn or _model_loss
@@ -136,6 +113,51 @@ def train_classifier(
         examples_seen=seen,
         losses=losses,
     )
+
+
+def _length_bucketed_loader(
+    tokenizer: Any,
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    max_length: int,
+    batch_size: int,
+    seed: int,
+    label_dtype: str,
+) -> Any:
+    """Batches of similar-length rows, padded to their longest, each with its labels and row indices."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    def collate(idx: list[int]) -> dict[str, Any]:
+        enc = tokenizer(
+            [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
+        enc["labels"] = torch.tensor([labels[i] for i in idx], dtype=getattr(torch, label_dtype))
+        enc["idx"] = torch.tensor(idx, dtype=torch.long)
+        return dict(enc)
+
+    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    sampler = _LengthBucketBatches(lengths, batch_size, torch.Generator().manual_seed(seed))
+    return DataLoader(list(range(len(texts))), batch_sampler=sampler, collate_fn=collate)
+
+
+def _adamw_with_warmup(
+    model: Any, learning_rate: float, weight_decay: float, warmup_ratio: float, total_steps: int
+) -> tuple[Any, Any]:
+    """AdamW without decay on biases and LayerNorm, and a linear schedule with warm-up."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {
+            "params": [p for nme, p in model.named_parameters() if not nme.endswith(no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for nme, p in model.named_parameters() if nme.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
 
 
 def _model_loss(model: Any, batch: dict[str, Any]) -> Any:
