@@ -13,7 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from optkit.cli import cli
-from optkit.compare import CompareError, EnvironmentMismatch, Thresholds, compare_reports, load_report, parse_fraction
+from optkit.compare import (
+    CompareError,
+    EnvironmentMismatch,
+    Thresholds,
+    compare_reports,
+    load_report,
+    parse_fraction,
+    render_comparison,
+)
 from optkit.evaluate.stats import summarize
 from optkit.reports.schema import validate_report
 
@@ -144,3 +152,43 @@ def test_cli_exit_codes_table_and_junit(tmp_path: Path) -> None:
     assert 'failures="2"' in junit.read_text()
     env = runner.invoke(cli, ["compare", str(base), str(other)])
     assert env.exit_code == 2 and "--allow-env-mismatch" in env.output and "8 CPUs" in env.output
+
+
+def test_the_table_shows_every_check_with_its_own_figures() -> None:
+    """The Markdown table a CI step shows: one line per check, figures and limits as the user set them."""
+    base, new = _v2(seed=1), _v2(seed=1)  # the same samples: latency unchanged
+    new["variants"]["int8-static"]["accuracy"] -= 0.02
+    new["results"][1]["memory"]["peak_rss_mb"] *= 1.3  # fp32-onnx b1
+    del new["variants"]["int8-dynamic"]
+    new["results"] = [r for r in new["results"] if r["variant"] != "int8-dynamic"]
+    result = compare_reports(base, new, Thresholds(max_latency_regression=0.6))
+    missing = {
+        "item": "int8-dynamic",
+        "metric": "variant",
+        "base": None,
+        "new": None,
+        "change": None,
+        "allowed": None,
+        "passed": False,
+        "message": "int8-dynamic: measured in BASE but missing from NEW",
+    }
+    assert missing in result["checks"] and len(result["checks"]) == 4 + 6 + 6  # accuracy, latency, RSS
+    acc_b, acc_n = base["variants"]["int8-static"]["accuracy"], new["variants"]["int8-static"]["accuracy"]
+    acc_0 = base["variants"]["baseline"]["accuracy"]
+    rss_b, rss_n = base["results"][1]["memory"]["peak_rss_mb"], new["results"][1]["memory"]["peak_rss_mb"]
+    p50 = base["results"][1]["latency"]["p50_ms"]
+    table = render_comparison(result)
+    lines = table.split("\n")
+    assert lines[:2] == ["| | item | metric | BASE | NEW | change | allowed |", "|---|---|---|---|---|---|---|"]
+    assert lines[-1] == "" and len(lines) == 2 + len(result["checks"]) + 1  # one line per check, newline-ended
+    for row in (
+        f"| ok | baseline | accuracy | {acc_0:.4f} | {acc_0:.4f} | +0.00 pts | -1.00 pts |",
+        f"| FAIL | int8-static | accuracy | {acc_b:.4f} | {acc_n:.4f} | {(acc_n - acc_b) * 100:+.2f} pts | -1.00 pts |",
+        "| FAIL | int8-dynamic | variant | – | missing | | |",
+        f"| ok | fp32-onnx cpu b1×s128 | p50 latency | {p50:.2f} | {p50:.2f} | +0.0% | 60% |",
+        f"| FAIL | fp32-onnx cpu b1×s128 | peak RSS | {rss_b:.2f} | {rss_n:.2f} | +30.0% | 10% |",
+    ):
+        assert row in lines, row
+    assert lines.index("| FAIL | int8-dynamic | variant | – | missing | | |") < lines.index(
+        f"| ok | fp32-onnx cpu b1×s128 | p50 latency | {p50:.2f} | {p50:.2f} | +0.0% | 60% |"
+    )
