@@ -192,3 +192,47 @@ def test_the_table_shows_every_check_with_its_own_figures() -> None:
     assert lines.index("| FAIL | int8-dynamic | variant | – | missing | | |") < lines.index(
         f"| ok | fp32-onnx cpu b1×s128 | p50 latency | {p50:.2f} | {p50:.2f} | +0.0% | 60% |"
     )
+
+
+def test_negative_or_nan_thresholds_are_refused_and_zero_is_allowed() -> None:
+    assert parse_fraction("0") == 0.0 and parse_fraction(" 0% ") == 0.0  # "no regression at all" is a valid gate
+    for text in ("-5%", "-0.1", "nan"):
+        with pytest.raises(CompareError) as e:
+            parse_fraction(text)
+        assert str(e.value) == f"threshold {text!r} must be 0 or more"
+
+
+def test_each_unreadable_report_names_its_file_and_why(tmp_path: Path) -> None:
+    def error(path: Path) -> str:
+        with pytest.raises(CompareError) as e:
+            load_report(path)
+        return str(e.value)
+
+    gone = tmp_path / "gone.json"
+    assert error(gone) == f"report {str(gone)!r} does not exist"
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"schema_version": 2, "resu')
+    assert error(torn).startswith(f"report {str(torn)!r} is not readable JSON: ")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")  # JSON, but not a report
+    assert error(listed) == f"report {str(listed)!r} has schema_version None; this optkit reads versions 1, 2"
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({"schema_version": 9}))
+    assert error(future) == f"report {str(future)!r} has schema_version 9; this optkit reads versions 1, 2"
+    broken = _v2()
+    del broken["results"][0]["latency"]["p50_ci95_ms"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    assert error(bad).startswith(f"report {str(bad)!r}: ")
+
+
+def test_the_machine_mismatch_says_what_each_machine_is() -> None:
+    base, new = _v2(), _v2()
+    new["environment"]["cpu"].update(model="Old Atom", isa=[], int8_vnni=False)
+    base["environment"]["cpu"].update(isa=["FMA", "AVX2"], int8_vnni=True)
+    with pytest.raises(EnvironmentMismatch) as e:
+        compare_reports(base, new)
+    assert str(e.value) == (
+        "BASE was measured on 'AMD EPYC' (2 CPUs, AVX2, FMA, VNNI yes) and NEW on 'Old Atom' (2 CPUs, no AVX2, VNNI no)"
+        "; latency and memory are only comparable on the same kind of machine"
+    )
