@@ -236,3 +236,35 @@ def test_the_machine_mismatch_says_what_each_machine_is() -> None:
         "BASE was measured on 'AMD EPYC' (2 CPUs, AVX2, FMA, VNNI yes) and NEW on 'Old Atom' (2 CPUs, no AVX2, VNNI no)"
         "; latency and memory are only comparable on the same kind of machine"
     )
+
+
+def test_the_machine_is_blamed_only_when_new_was_timed_on_a_much_busier_one() -> None:
+    def busy(report: dict[str, Any], share: float | None) -> dict[str, Any]:
+        for r in report["results"]:
+            r.pop("contention", None)
+            if share is not None:
+                r["contention"] = {"other_cpu_share": share, "steal_share": 0.0, "window_s": 20.0, "cpus": 2}
+        return report
+
+    def regressions(base_share: float | None, new_share: float | None) -> tuple[list[str], list[str]]:
+        result = compare_reports(
+            busy(_v2(seed=1), base_share), busy(_v2(seed=2, slower={"int8-dynamic": 1.4}), new_share)
+        )
+        return [c["message"] for c in result["checks"] if not c["passed"]], result["notes"]
+
+    failed, notes = regressions(0.40, 0.45)  # both runs on a loaded machine, alike: nothing to explain
+    assert len(failed) == 2 and all(m.endswith("vs the slowest of BASE") for m in failed)
+    assert not any(n.startswith("some regressions were timed") for n in notes)
+    failed, notes = regressions(None, 0.48)  # BASE predates contention figures
+    assert len(failed) == 2 and all(
+        m.endswith(
+            "; but other processes used 48% of the CPUs while NEW was timed (BASE not recorded): likely the machine"
+        )
+        for m in failed
+    )
+    assert any(n.startswith("some regressions were timed") for n in notes)
+
+
+def test_two_schema_2_reports_do_not_claim_an_approximated_interval() -> None:
+    result = compare_reports(_v2(seed=1), _v2(seed=2))
+    assert result["passed"] and not any("schema-1" in n for n in result["notes"])
