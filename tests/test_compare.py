@@ -268,3 +268,23 @@ def test_the_machine_is_blamed_only_when_new_was_timed_on_a_much_busier_one() ->
 def test_two_schema_2_reports_do_not_claim_an_approximated_interval() -> None:
     result = compare_reports(_v2(seed=1), _v2(seed=2))
     assert result["passed"] and not any("schema-1" in n for n in result["notes"])
+
+
+def test_a_schema_1_interval_is_the_normal_approximation_of_the_median() -> None:
+    """1.96 · 1.2533 · std / √runs either side of the p50, worked out here; it decides schema-1 regressions."""
+    base = load_report(V1)
+    new = copy.deepcopy(base)
+    for r in new["results"]:
+        if r["variant"] == "int8-dynamic":
+            r["latency"] = {k: v * 1.4 if k.endswith("_ms") else v for k, v in r["latency"].items()}
+    result = compare_reports(base, new)
+    for item, passed in (("int8-dynamic cpu b1×s128", False), ("fp32-onnx cpu b1×s128", True)):
+        (check,) = [c for c in result["checks"] if c["item"] == item and c["metric"] == "p50 latency"]
+        lat_b, lat_n = _row(base, item)["latency"], _row(new, item)["latency"]
+        (lo_b, hi_b), (lo_n, hi_n) = (
+            (lat["p50_ms"] - h, lat["p50_ms"] + h)
+            for lat in (lat_b, lat_n)
+            for h in [1.96 * 1.2533 * lat["std_ms"] / lat["runs"] ** 0.5]
+        )
+        assert check["passed"] is passed
+        assert f"[{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms [{lo_n:.2f}–{hi_n:.2f}]" in check["message"]
