@@ -288,3 +288,17 @@ def test_a_schema_1_interval_is_the_normal_approximation_of_the_median() -> None
         )
         assert check["passed"] is passed
         assert f"[{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms [{lo_n:.2f}–{hi_n:.2f}]" in check["message"]
+
+
+def test_notes_name_what_differs_between_the_runs() -> None:
+    """Threads, library versions and a variant only NEW has are not failures, but the reader is told."""
+    base, new = _v2(seed=1), _v2(seed=1)
+    new["threads"] = 4
+    new["environment"]["libraries"].update(onnxruntime="1.33.0", tokenizers="0.22.0")  # tokenizers: NEW only
+    new["variants"]["int4"] = copy.deepcopy(new["variants"]["int8-dynamic"])
+    result = compare_reports(base, new)
+    assert result["passed"] and result["notes"] == [
+        "threads differ: BASE 2, NEW 4",
+        "onnxruntime 1.32.0 → 1.33.0",
+        "variant 'int4' is new (not in BASE); nothing to compare it with",
+    ]
