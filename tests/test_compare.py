@@ -262,7 +262,10 @@ def test_the_machine_is_blamed_only_when_new_was_timed_on_a_much_busier_one() ->
         )
         for m in failed
     )
-    assert any(n.startswith("some regressions were timed") for n in notes)
+    assert (
+        "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
+        "(recorded per row as contention.other_cpu_share): rerun NEW on a quiet machine before trusting them"
+    ) in notes
 
 
 def test_two_schema_2_reports_do_not_claim_an_approximated_interval() -> None:
@@ -301,4 +304,24 @@ def test_notes_name_what_differs_between_the_runs() -> None:
         "threads differ: BASE 2, NEW 4",
         "onnxruntime 1.32.0 → 1.33.0",
         "variant 'int4' is new (not in BASE); nothing to compare it with",
+    ]
+
+
+def test_the_result_says_what_was_compared_and_under_which_limits() -> None:
+    base = load_report(V1)
+    result = compare_reports(base, copy.deepcopy(base), Thresholds(0.02, 0.05, 0.2))
+    assert result["base"] == result["new"] == {"finished": base["finished"], "schema_version": 1}
+    assert result["thresholds"] == {
+        "max_accuracy_drop": 0.02,
+        "max_latency_regression": 0.05,
+        "max_memory_regression": 0.2,
+    }
+    assert result["notes"] == [
+        "a schema-1 report stores no latency samples: its 95% CI of the median is the normal approximation "
+        "1.2533·std/√runs, not a bootstrap"
+    ]
+    noisy = compare_reports(_v2(seed=1, noise=0.2), _v2(seed=2))
+    assert noisy["notes"] == [
+        "BASE has 8 noisy row(s) (robust CV above 0.10): a busy machine slows every variant alike, which reads as "
+        "a regression here; rerun on a quiet machine or compare the speed-ups"
     ]
