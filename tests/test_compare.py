@@ -325,3 +325,23 @@ def test_the_result_says_what_was_compared_and_under_which_limits() -> None:
         "BASE has 8 noisy row(s) (robust CV above 0.10): a busy machine slows every variant alike, which reads as "
         "a regression here; rerun on a quiet machine or compare the speed-ups"
     ]
+
+
+def test_unmeasured_rows_variants_without_accuracy_and_a_missing_shape() -> None:
+    base, new = _v2(seed=1), _v2(seed=1)
+    base["results"][0]["status"] = "failed"  # BASE could not time baseline b1: nothing to compare, the rest still is
+    for report in (base, new):
+        del report["variants"]["baseline"]["accuracy"]  # as in a bench report: speed and memory only
+    del base["variants"]["fp32-onnx"]["accuracy"]  # BASE a bench report, NEW a recipe run
+    base["variants"]["int8-static"]["accuracy"], new["variants"]["int8-static"]["accuracy"] = 0.83, 0.82
+    new["results"] = [r for r in new["results"] if (r["variant"], r["batch"]) != ("fp32-onnx", 8)]
+    result = compare_reports(base, new)
+    checks = {(c["item"], c["metric"]): c for c in result["checks"]}
+    assert len(result["checks"]) == 2 + 1 + 6 + 6  # accuracy, the missing shape, latency and RSS of the rest
+    assert {item for item, metric in checks if metric == "accuracy"} == {"int8-dynamic", "int8-static"}
+    exactly_one_point = checks["int8-static", "accuracy"]  # 0.83 - 0.82 is 0.010000000000000009 in floats
+    assert exactly_one_point["passed"] and exactly_one_point["message"] == (
+        "int8-static: accuracy 0.8300 → 0.8200 (-1.00 points; allowed drop 1.00)"
+    )
+    assert not checks["fp32-onnx cpu b8×s128", "latency"]["passed"]
+    assert ("baseline cpu b8×s128", "p50 latency") in checks and ("baseline cpu b1×s128", "p50 latency") not in checks
