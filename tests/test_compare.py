@@ -345,3 +345,36 @@ def test_unmeasured_rows_variants_without_accuracy_and_a_missing_shape() -> None
     )
     assert not checks["fp32-onnx cpu b8×s128", "latency"]["passed"]
     assert ("baseline cpu b8×s128", "p50 latency") in checks and ("baseline cpu b1×s128", "p50 latency") not in checks
+
+
+def test_latency_verdicts_and_gpu_memory_checks_in_full() -> None:
+    base, new = _v2(seed=1, noise=0.2), _v2(seed=2, noise=0.2, slower={"fp32-onnx": 1.12})
+    for report, grown in ((base, 1.0), (new, 1.15)):
+        for r in report["results"]:
+            if r["variant"] != "baseline":  # baseline rows carry no GPU figure: no GPU check for them
+                r["memory"]["gpu_peak_mb"] = 1000.0 * (grown if r["variant"] == "int8-static" else 1.0)
+    result = compare_reports(base, new)
+    checks = {(c["item"], c["metric"]): c for c in result["checks"]}
+    assert [m for i, m in checks if i == "baseline cpu b1×s128"] == ["p50 latency", "peak RSS"]
+    assert checks["int8-static cpu b1×s128", "GPU memory"] == {
+        "item": "int8-static cpu b1×s128",
+        "metric": "GPU memory",
+        "base": 1000.0,
+        "new": 1150.0,
+        "change": pytest.approx(0.15),
+        "allowed": 0.1,
+        "passed": False,
+        "message": "int8-static cpu b1×s128: GPU memory 1000 → 1150 MB (+15.0%; allowed 10%)",
+    }
+    assert checks["fp32-onnx cpu b1×s128", "GPU memory"]["passed"]
+    for item, verdict in (("fp32-onnx cpu b1×s128", "within noise"), ("baseline cpu b1×s128", "ok")):
+        lat_b, lat_n = _row(base, item)["latency"], _row(new, item)["latency"]
+        (lo_b, hi_b), (lo_n, hi_n) = lat_b["p50_ci95_ms"], lat_n["p50_ci95_ms"]
+        change = lat_n["p50_ms"] / lat_b["p50_ms"] - 1
+        assert (change > 0.1) is (verdict == "within noise")  # 12% slower, but the 20% noise cannot rule it out
+        check = checks[item, "p50 latency"]
+        assert check["passed"] is True and check["change"] == pytest.approx(change, rel=1e-12)
+        assert check["message"] == (
+            f"{item}: p50 {lat_b['p50_ms']:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms "
+            f"[{lo_n:.2f}–{hi_n:.2f}] ({change * 100:+.1f}%; allowed 10% beyond noise): {verdict}"
+        )
