@@ -166,3 +166,48 @@ def test_a_process_may_force_what_it_used_itself(tmp_path: Path) -> None:
     cache.invalidate(key)
     cache.build(key, _make("v2", calls))
     assert calls == ["v1", "v2"] and (cache.path(key) / "model.bin").read_text() == "v2"
+
+
+def test_an_artifact_with_a_subfolder_is_built_and_then_reused(tmp_path: Path) -> None:
+    """A pass may save a folder (a tokenizer directory) beside its files; the entry still builds and is reused."""
+    cache, key, calls = ArtifactCache(tmp_path), cache_key({"x": "folder"}), []
+
+    def make(out: Path) -> dict:
+        calls.append("built")
+        (out / "model.bin").write_text("weights")
+        (out / "tokenizer").mkdir()
+        (out / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+        return {}
+
+    _, built = cache.build(key, make)
+    assert built and (cache.path(key) / "tokenizer" / "vocab.txt").read_text() == "[PAD]\n[UNK]\n"
+    _, built = ArtifactCache(tmp_path).build(key, make)
+    assert not built and calls == ["built"]
+
+
+def test_meta_json_keeps_values_json_cannot_write_as_text_and_says_when_it_was_built(tmp_path: Path) -> None:
+    """A pass's notes may hold a path or a numpy number; the entry stores them as text, with its build time."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    cache, key = ArtifactCache(tmp_path), cache_key({"x": "meta"})
+    cache.build(key, lambda out: {"pass_meta": {"source": Path("/models/bert"), "loss": np.float32(0.25)}})
+    meta = ArtifactCache(tmp_path).lookup(key)  # as a later run reads it back from meta.json
+    assert meta is not None and meta["pass_meta"] == {"source": "/models/bert", "loss": "0.25"}
+    created = datetime.strptime(meta["created"], "%Y-%m-%dT%H:%M:%S%z")
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 300
+
+
+def test_a_failing_build_raises_its_own_error_even_if_its_folder_is_already_gone(tmp_path: Path) -> None:
+    import shutil
+
+    cache, key = ArtifactCache(tmp_path), cache_key({"x": "gone"})
+
+    def make(out: Path) -> dict:
+        shutil.rmtree(out)  # whatever removed it, the caller must still learn why the build failed
+        raise RuntimeError("the export ran out of disk")
+
+    with pytest.raises(RuntimeError, match="ran out of disk"):
+        cache.build(key, make)
+    assert not cache.path(key).exists()

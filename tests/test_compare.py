@@ -13,7 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from optkit.cli import cli
-from optkit.compare import CompareError, EnvironmentMismatch, Thresholds, compare_reports, load_report, parse_fraction
+from optkit.compare import (
+    CompareError,
+    EnvironmentMismatch,
+    Thresholds,
+    compare_reports,
+    load_report,
+    parse_fraction,
+    render_comparison,
+)
 from optkit.evaluate.stats import summarize
 from optkit.reports.schema import validate_report
 
@@ -144,3 +152,234 @@ def test_cli_exit_codes_table_and_junit(tmp_path: Path) -> None:
     assert 'failures="2"' in junit.read_text()
     env = runner.invoke(cli, ["compare", str(base), str(other)])
     assert env.exit_code == 2 and "--allow-env-mismatch" in env.output and "8 CPUs" in env.output
+
+
+def test_the_table_shows_every_check_with_its_own_figures() -> None:
+    """The Markdown table a CI step shows: one line per check, figures and limits as the user set them."""
+    base, new = _v2(seed=1), _v2(seed=1)  # the same samples: latency unchanged
+    new["variants"]["int8-static"]["accuracy"] -= 0.02
+    new["results"][1]["memory"]["peak_rss_mb"] *= 1.3  # fp32-onnx b1
+    del new["variants"]["int8-dynamic"]
+    new["results"] = [r for r in new["results"] if r["variant"] != "int8-dynamic"]
+    result = compare_reports(base, new, Thresholds(max_latency_regression=0.6))
+    missing = {
+        "item": "int8-dynamic",
+        "metric": "variant",
+        "base": None,
+        "new": None,
+        "change": None,
+        "allowed": None,
+        "passed": False,
+        "message": "int8-dynamic: measured in BASE but missing from NEW",
+    }
+    assert missing in result["checks"] and len(result["checks"]) == 4 + 6 + 6  # accuracy, latency, RSS
+    acc_b, acc_n = base["variants"]["int8-static"]["accuracy"], new["variants"]["int8-static"]["accuracy"]
+    acc_0 = base["variants"]["baseline"]["accuracy"]
+    rss_b, rss_n = base["results"][1]["memory"]["peak_rss_mb"], new["results"][1]["memory"]["peak_rss_mb"]
+    p50 = base["results"][1]["latency"]["p50_ms"]
+    table = render_comparison(result)
+    lines = table.split("\n")
+    assert lines[:2] == ["| | item | metric | BASE | NEW | change | allowed |", "|---|---|---|---|---|---|---|"]
+    assert lines[-1] == "" and len(lines) == 2 + len(result["checks"]) + 1  # one line per check, newline-ended
+    for row in (
+        f"| ok | baseline | accuracy | {acc_0:.4f} | {acc_0:.4f} | +0.00 pts | -1.00 pts |",
+        f"| FAIL | int8-static | accuracy | {acc_b:.4f} | {acc_n:.4f} | {(acc_n - acc_b) * 100:+.2f} pts | -1.00 pts |",
+        "| FAIL | int8-dynamic | variant | – | missing | | |",
+        f"| ok | fp32-onnx cpu b1×s128 | p50 latency | {p50:.2f} | {p50:.2f} | +0.0% | 60% |",
+        f"| FAIL | fp32-onnx cpu b1×s128 | peak RSS | {rss_b:.2f} | {rss_n:.2f} | +30.0% | 10% |",
+    ):
+        assert row in lines, row
+    latency = next(c for c in result["checks"] if c["item"] == "fp32-onnx cpu b1×s128" and c["metric"] == "p50 latency")
+    assert latency["message"].endswith("(+0.0%; allowed 60% beyond noise): ok")
+    assert lines.index("| FAIL | int8-dynamic | variant | – | missing | | |") < lines.index(
+        f"| ok | fp32-onnx cpu b1×s128 | p50 latency | {p50:.2f} | {p50:.2f} | +0.0% | 60% |"
+    )
+
+
+def test_negative_or_nan_thresholds_are_refused_and_zero_is_allowed() -> None:
+    assert parse_fraction("0") == 0.0 and parse_fraction(" 0% ") == 0.0  # "no regression at all" is a valid gate
+    for text in ("-5%", "-0.1", "nan"):
+        with pytest.raises(CompareError) as e:
+            parse_fraction(text)
+        assert str(e.value) == f"threshold {text!r} must be 0 or more"
+
+
+def test_each_unreadable_report_names_its_file_and_why(tmp_path: Path) -> None:
+    def error(path: Path) -> str:
+        with pytest.raises(CompareError) as e:
+            load_report(path)
+        return str(e.value)
+
+    gone = tmp_path / "gone.json"
+    assert error(gone) == f"report {str(gone)!r} does not exist"
+    torn = tmp_path / "torn.json"
+    torn.write_text('{"schema_version": 2, "resu')
+    assert error(torn).startswith(f"report {str(torn)!r} is not readable JSON: ")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")  # JSON, but not a report
+    assert error(listed) == f"report {str(listed)!r} has schema_version None; this optkit reads versions 1, 2"
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({"schema_version": 9}))
+    assert error(future) == f"report {str(future)!r} has schema_version 9; this optkit reads versions 1, 2"
+    broken = _v2()
+    del broken["results"][0]["latency"]["p50_ci95_ms"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    assert error(bad).startswith(f"report {str(bad)!r}: ")
+
+
+def test_the_machine_mismatch_says_what_each_machine_is() -> None:
+    base, new = _v2(), _v2()
+    new["environment"]["cpu"].update(model="Old Atom", isa=[], int8_vnni=False)
+    base["environment"]["cpu"].update(isa=["FMA", "AVX2"], int8_vnni=True)
+    with pytest.raises(EnvironmentMismatch) as e:
+        compare_reports(base, new)
+    assert str(e.value) == (
+        "BASE was measured on 'AMD EPYC' (2 CPUs, AVX2, FMA, VNNI yes) and NEW on 'Old Atom' (2 CPUs, no AVX2, VNNI no)"
+        "; latency and memory are only comparable on the same kind of machine"
+    )
+
+
+def test_the_machine_is_blamed_only_when_new_was_timed_on_a_much_busier_one() -> None:
+    def busy(report: dict[str, Any], share: float | None) -> dict[str, Any]:
+        for r in report["results"]:
+            r.pop("contention", None)
+            if share is not None:
+                r["contention"] = {"other_cpu_share": share, "steal_share": 0.0, "window_s": 20.0, "cpus": 2}
+        return report
+
+    def regressions(base_share: float | None, new_share: float | None) -> tuple[list[str], list[str]]:
+        result = compare_reports(
+            busy(_v2(seed=1), base_share), busy(_v2(seed=2, slower={"int8-dynamic": 1.4}), new_share)
+        )
+        return [c["message"] for c in result["checks"] if not c["passed"]], result["notes"]
+
+    failed, notes = regressions(0.40, 0.45)  # both runs on a loaded machine, alike: nothing to explain
+    assert len(failed) == 2 and all(m.endswith("vs the slowest of BASE") for m in failed)
+    assert not any(n.startswith("some regressions were timed") for n in notes)
+    failed, notes = regressions(None, 0.48)  # BASE predates contention figures
+    assert len(failed) == 2 and all(
+        m.endswith(
+            "; but other processes used 48% of the CPUs while NEW was timed (BASE not recorded): likely the machine"
+        )
+        for m in failed
+    )
+    assert (
+        "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
+        "(recorded per row as contention.other_cpu_share): rerun NEW on a quiet machine before trusting them"
+    ) in notes
+
+
+def test_two_schema_2_reports_do_not_claim_an_approximated_interval() -> None:
+    result = compare_reports(_v2(seed=1), _v2(seed=2))
+    assert result["passed"] and not any("schema-1" in n for n in result["notes"])
+    stored_v1 = compare_reports(load_report(V1), _v2(seed=2))  # an old stored baseline against a new run
+    assert any(n.startswith("a schema-1 report stores no latency samples") for n in stored_v1["notes"])
+
+
+def test_a_schema_1_interval_is_the_normal_approximation_of_the_median() -> None:
+    """1.96 · 1.2533 · std / √runs either side of the p50, worked out here; it decides schema-1 regressions."""
+    base = load_report(V1)
+    new = copy.deepcopy(base)
+    for r in new["results"]:
+        if r["variant"] == "int8-dynamic":
+            r["latency"] = {k: v * 1.4 if k.endswith("_ms") else v for k, v in r["latency"].items()}
+    result = compare_reports(base, new)
+    for item, passed in (("int8-dynamic cpu b1×s128", False), ("fp32-onnx cpu b1×s128", True)):
+        (check,) = [c for c in result["checks"] if c["item"] == item and c["metric"] == "p50 latency"]
+        lat_b, lat_n = _row(base, item)["latency"], _row(new, item)["latency"]
+        (lo_b, hi_b), (lo_n, hi_n) = (
+            (lat["p50_ms"] - h, lat["p50_ms"] + h)
+            for lat in (lat_b, lat_n)
+            for h in [1.96 * 1.2533 * lat["std_ms"] / lat["runs"] ** 0.5]
+        )
+        assert check["passed"] is passed
+        assert f"[{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms [{lo_n:.2f}–{hi_n:.2f}]" in check["message"]
+
+
+def test_notes_name_what_differs_between_the_runs() -> None:
+    """Threads, library versions and a variant only NEW has are not failures, but the reader is told."""
+    base, new = _v2(seed=1), _v2(seed=1)
+    new["threads"] = 4
+    new["environment"]["libraries"].update(onnxruntime="1.33.0", tokenizers="0.22.0")  # tokenizers: NEW only
+    new["variants"]["int4"] = copy.deepcopy(new["variants"]["int8-dynamic"])
+    result = compare_reports(base, new)
+    assert result["passed"] and result["notes"] == [
+        "threads differ: BASE 2, NEW 4",
+        "onnxruntime 1.32.0 → 1.33.0",
+        "variant 'int4' is new (not in BASE); nothing to compare it with",
+    ]
+
+
+def test_the_result_says_what_was_compared_and_under_which_limits() -> None:
+    base = load_report(V1)
+    result = compare_reports(base, copy.deepcopy(base), Thresholds(0.02, 0.05, 0.2))
+    assert result["base"] == result["new"] == {"finished": base["finished"], "schema_version": 1}
+    assert result["thresholds"] == {
+        "max_accuracy_drop": 0.02,
+        "max_latency_regression": 0.05,
+        "max_memory_regression": 0.2,
+    }
+    assert result["notes"] == [
+        "a schema-1 report stores no latency samples: its 95% CI of the median is the normal approximation "
+        "1.2533·std/√runs, not a bootstrap"
+    ]
+    noisy = compare_reports(_v2(seed=1, noise=0.2), _v2(seed=2))
+    assert noisy["notes"] == [
+        "BASE has 8 noisy row(s) (robust CV above 0.10): a busy machine slows every variant alike, which reads as "
+        "a regression here; rerun on a quiet machine or compare the speed-ups"
+    ]
+
+
+def test_unmeasured_rows_variants_without_accuracy_and_a_missing_shape() -> None:
+    base, new = _v2(seed=1), _v2(seed=1)
+    base["results"][0]["status"] = "failed"  # BASE could not time baseline b1: nothing to compare, the rest still is
+    for report in (base, new):
+        del report["variants"]["baseline"]["accuracy"]  # as in a bench report: speed and memory only
+    del base["variants"]["fp32-onnx"]["accuracy"]  # BASE a bench report, NEW a recipe run
+    base["variants"]["int8-static"]["accuracy"], new["variants"]["int8-static"]["accuracy"] = 0.83, 0.82
+    new["results"] = [r for r in new["results"] if (r["variant"], r["batch"]) != ("fp32-onnx", 8)]
+    result = compare_reports(base, new)
+    checks = {(c["item"], c["metric"]): c for c in result["checks"]}
+    assert len(result["checks"]) == 2 + 1 + 6 + 6  # accuracy, the missing shape, latency and RSS of the rest
+    assert {item for item, metric in checks if metric == "accuracy"} == {"int8-dynamic", "int8-static"}
+    exactly_one_point = checks["int8-static", "accuracy"]  # 0.83 - 0.82 is 0.010000000000000009 in floats
+    assert exactly_one_point["passed"] and exactly_one_point["message"] == (
+        "int8-static: accuracy 0.8300 → 0.8200 (-1.00 points; allowed drop 1.00)"
+    )
+    assert not checks["fp32-onnx cpu b8×s128", "latency"]["passed"]
+    assert ("baseline cpu b8×s128", "p50 latency") in checks and ("baseline cpu b1×s128", "p50 latency") not in checks
+
+
+def test_latency_verdicts_and_gpu_memory_checks_in_full() -> None:
+    base, new = _v2(seed=1, noise=0.2), _v2(seed=2, noise=0.2, slower={"fp32-onnx": 1.12})
+    for report, grown in ((base, 1.0), (new, 1.7)):
+        for r in report["results"]:
+            if r["variant"] != "baseline":  # baseline rows in BASE carry no GPU figure: no GPU check for them
+                r["memory"]["gpu_peak_mb"] = 1000.0 * (grown if r["variant"] == "int8-static" else 1.0)
+    _row(new, "baseline cpu b1×s128")["memory"]["gpu_peak_mb"] = 500.0  # NEW alone has it: still nothing to compare
+    result = compare_reports(base, new, Thresholds(max_memory_regression=0.6))
+    checks = {(c["item"], c["metric"]): c for c in result["checks"]}
+    assert [m for i, m in checks if i == "baseline cpu b1×s128"] == ["p50 latency", "peak RSS"]
+    assert checks["int8-static cpu b1×s128", "GPU memory"] == {
+        "item": "int8-static cpu b1×s128",
+        "metric": "GPU memory",
+        "base": 1000.0,
+        "new": 1700.0,
+        "change": pytest.approx(0.7),
+        "allowed": 0.6,
+        "passed": False,
+        "message": "int8-static cpu b1×s128: GPU memory 1000 → 1700 MB (+70.0%; allowed 60%)",
+    }
+    assert checks["fp32-onnx cpu b1×s128", "GPU memory"]["passed"]
+    for item, verdict in (("fp32-onnx cpu b1×s128", "within noise"), ("baseline cpu b1×s128", "ok")):
+        lat_b, lat_n = _row(base, item)["latency"], _row(new, item)["latency"]
+        (lo_b, hi_b), (lo_n, hi_n) = lat_b["p50_ci95_ms"], lat_n["p50_ci95_ms"]
+        change = lat_n["p50_ms"] / lat_b["p50_ms"] - 1
+        assert (change > 0.1) is (verdict == "within noise")  # 12% slower, but the 20% noise cannot rule it out
+        check = checks[item, "p50 latency"]
+        assert check["passed"] is True and check["change"] == pytest.approx(change, rel=1e-12)
+        assert check["message"] == (
+            f"{item}: p50 {lat_b['p50_ms']:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms "
+            f"[{lo_n:.2f}–{hi_n:.2f}] ({change * 100:+.1f}%; allowed 10% beyond noise): {verdict}"
+        )
