@@ -32,6 +32,9 @@ __all__ = [
     "render_comparison",
 ]
 
+# A change of exactly the allowed amount passes: 1000 -> 1100 MB is +0.10000000000000009 in floats.
+_FLOAT_SLACK = 1e-12
+
 SUPPORTED_VERSIONS = (1, 2)
 _BUSIER_BY = 0.15  # NEW's timing window had this much more of the CPUs taken by others than BASE's
 
@@ -209,7 +212,7 @@ def _accuracy_checks(
                 vn["accuracy"],
                 -drop + 0.0,  # no "-0.00" for an unchanged accuracy
                 thresholds.max_accuracy_drop,
-                drop <= thresholds.max_accuracy_drop + 1e-12,
+                drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
                 f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points; "
                 f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
             )
@@ -253,7 +256,7 @@ def _latency_check(
     p_b, p_n = rb["latency"]["p50_ms"], rn["latency"]["p50_ms"]
     change = p_n / p_b - 1
     beyond_noise = lo_n / hi_b - 1
-    passed = beyond_noise <= thresholds.max_latency_regression
+    passed = beyond_noise <= thresholds.max_latency_regression + _FLOAT_SLACK
     busier = ""
     if passed and change > thresholds.max_latency_regression:
         verdict = "within noise"
@@ -294,7 +297,7 @@ def _memory_checks(
                     mem_n[metric],
                     mchange,
                     thresholds.max_memory_regression,
-                    mchange <= thresholds.max_memory_regression,
+                    mchange <= thresholds.max_memory_regression + _FLOAT_SLACK,
                     f"{unit} {mem_b[metric]:.0f} → {mem_n[metric]:.0f} MB ({mchange * 100:+.1f}%; "
                     f"allowed {thresholds.max_memory_regression * 100:.0f}%)",
                 )

@@ -383,3 +383,16 @@ def test_latency_verdicts_and_gpu_memory_checks_in_full() -> None:
             f"{item}: p50 {lat_b['p50_ms']:.2f} ms [{lo_b:.2f}–{hi_b:.2f}] → {lat_n['p50_ms']:.2f} ms "
             f"[{lo_n:.2f}–{hi_n:.2f}] ({change * 100:+.1f}%; allowed 10% beyond noise): {verdict}"
         )
+
+
+def test_a_change_of_exactly_the_allowed_amount_passes() -> None:
+    """1000 -> 1100 MB is +0.10000000000000009 in floats; against a 10% limit it is exactly the limit."""
+    from optkit.compare import _memory_checks
+
+    assert 1100 / 1000 - 1 > 0.10  # the float edge this guards against
+    limits = Thresholds(0.01, 0.10, 0.10)
+    key = ("v", "cpu", 1, 128)
+    (check,) = _memory_checks({"memory": {"peak_rss_mb": 1000.0}}, {"memory": {"peak_rss_mb": 1100.0}}, key, limits)
+    assert check["passed"], check
+    (over,) = _memory_checks({"memory": {"peak_rss_mb": 1000.0}}, {"memory": {"peak_rss_mb": 1100.2}}, key, limits)
+    assert not over["passed"], over
