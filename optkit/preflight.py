@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from optkit.artifact import Artifact
 from optkit.errors import ModelSourceError, RecipeError
-from optkit.guards import ModelDims, check_memory, forward_bytes, weights_bytes
+from optkit.guards import check_memory, forward_bytes, weights_bytes
 from optkit.passes.base import MemoryDemand, Plan
 from optkit.passes.registry import list_passes
 from optkit.sources.model import read_model_config
@@ -154,7 +154,7 @@ def check_chains(recipe: Recipe, plan: Plan) -> None:
 def memory_demands(recipe: Recipe, plan: Plan) -> list[MemoryDemand]:
     """Every memory-heavy thing the recipe asks for: each step's own, then evaluation's."""
     demands = [d for where, step in _steps(recipe) for d in step.memory_demands(where, plan)]
-    dims, weights, max_length = ModelDims.from_config(plan.model_config), plan.weights_bytes, plan.max_length
+    dims, weights, max_length = plan.dims, plan.weights_bytes, plan.max_length
     bs = recipe.evaluate.batch_size
     demands.append(
         MemoryDemand(

@@ -481,7 +481,6 @@ def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") 
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
-    _refresh_step_types()
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from optkit.artifact import ONNX_FILE, Artifact, ArtifactFormat
+from optkit.guards import ModelDims
 from optkit.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ class Plan:
     weights_bytes: int  # its weights on disk: the unit of most memory estimates
     splits: Splits
     max_length: int  # data.max_length, the truncation length a step uses unless it sets its own
+
+    @property
+    def dims(self) -> ModelDims:
+        """The source model's sizes, what every memory estimate scales with."""
+        return ModelDims.from_config(self.model_config)
 
 
 class MemoryDemand(NamedTuple):

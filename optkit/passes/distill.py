@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.evaluate.predict import torch_logits
-from optkit.guards import ModelDims, forward_bytes, training_bytes
+from optkit.guards import forward_bytes, training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.finetune import load_for_training
@@ -120,7 +120,7 @@ class DistillConfig(PassConfig):
     def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
         # The teacher stays loaded beside the student; with hidden/attention losses it also runs
         # forward every step. The student is bounded by the teacher's size (a cut of it).
-        dims, seq, bs = ModelDims.from_config(plan.model_config), self.max_length or plan.max_length, self.batch_size
+        dims, seq, bs = plan.dims, self.max_length or plan.max_length, self.batch_size
         need = plan.weights_bytes + training_bytes(dims, bs, seq, plan.weights_bytes)
         if self.hidden_weight or self.attention_weight:
             need += forward_bytes(dims, bs, seq) + dims.layers * 4 * bs * seq * (dims.hidden + dims.heads * seq)

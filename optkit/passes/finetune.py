@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from optkit.errors import DataError
-from optkit.guards import ModelDims, training_bytes
+from optkit.guards import training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
@@ -32,7 +32,7 @@ class FinetuneConfig(PassConfig):
 
     def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
         seq = self.max_length or plan.max_length
-        need = training_bytes(ModelDims.from_config(plan.model_config), self.batch_size, seq, plan.weights_bytes)
+        need = training_bytes(plan.dims, self.batch_size, seq, plan.weights_bytes)
         return [MemoryDemand(f"{where}.batch_size", f"training at batch {self.batch_size} x {seq} tokens", need)]
 
 

@@ -19,9 +19,10 @@ from pydantic import Field, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.evaluate.predict import create_session, ort_feed
-from optkit.guards import ModelDims, calibration_bytes
+from optkit.guards import calibration_bytes
 from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
+from optkit.provider_names import ort_provider_name
 
 __all__ = ["QuantizeConfig", "quantize", "slow_int8_hint"]
 
@@ -80,7 +81,7 @@ class QuantizeConfig(PassConfig):
         if self.mode != "static":
             return []
         texts = plan.splits.calibration.texts[: self.calibration_samples or len(plan.splits.calibration)]
-        dims = ModelDims.from_config(plan.model_config)
+        dims = plan.dims
         need = 2 * plan.weights_bytes + calibration_bytes(dims, texts, plan.max_length, self.calibration_batch_size)
         what = f"static calibration over {len(texts)} rows (ONNX Runtime keeps every batch's activations)"
         return [MemoryDemand(f"{where}.calibration_samples", what, need)]
@@ -97,7 +98,7 @@ class QuantizeConfig(PassConfig):
                     f"{variant} ({self.mode} int8) vs {report['reference']} at {r['provider']} "
                     f"b{r['batch']}×s{r['seq']}: {hint}. Reported as measured."
                 )
-        for provider in sorted({r["provider"] for r in measured} & _GPU_WORDS):
+        for provider in sorted({r["provider"] for r in measured if ort_provider_name(r["provider"]) in _INT8_ON_GPU}):
             notes.append(
                 f"{variant} on {provider}: quantised ONNX on GPU providers is often slower than fp32 (the CUDA EP "
                 f"runs QDQ int8 through dequantise round trips); TensorRT runs int8 only from static QDQ graphs, so "
@@ -106,7 +107,7 @@ class QuantizeConfig(PassConfig):
         return notes
 
 
-_GPU_WORDS = {"cuda", "tensorrt", "CUDAExecutionProvider", "TensorrtExecutionProvider"}
+_INT8_ON_GPU = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}  # what the note below is about
 
 
 def slow_int8_hint(explain: dict[str, Any], speedup: float | None, provider: str = "cpu") -> str | None:

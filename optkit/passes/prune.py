@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from optkit.errors import PassError, RecipeError
-from optkit.guards import ModelDims, training_bytes
+from optkit.guards import training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.finetune import load_for_training
@@ -103,7 +103,7 @@ class PruneConfig(PassConfig):
         if not self.recovery_epochs and (self.method, self.importance) != ("structured", "gradient"):
             return []
         seq, bs = self.max_length or plan.max_length, self.recovery_batch_size
-        need = training_bytes(ModelDims.from_config(plan.model_config), bs, seq, plan.weights_bytes)
+        need = training_bytes(plan.dims, bs, seq, plan.weights_bytes)
         # gradient importance and recovery both run backward
         what = f"pruning's backward passes at batch {bs} x {seq} tokens"
         return [MemoryDemand(f"{where}.recovery_batch_size", what, need)]
