@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optkit.cache import ArtifactCache, release_holds, write_files_atomic
 from optkit.envinfo import collect_environment
-from optkit.errors import RunInterrupted, unexpected_errors
+from optkit.errors import PackageError, RunInterrupted, unexpected_errors
 from optkit.evaluate.harness import evaluate_build
 from optkit.evaluate.providers import provider_status
 from optkit.interrupts import check
@@ -25,18 +26,21 @@ from optkit.reports.junit import gates_junit
 from optkit.reports.markdown import render_markdown
 from optkit.reports.model import REPORT_SCHEMA_VERSION, check_report
 from optkit.reports.notes import run_notes
+from optkit.reports.recommend import recommend
 from optkit.runner import BuildResult, build_artifacts
+from optkit.ship import default_packages, install_package, remove_stale, stage_package, write_package
 from optkit.sources.data import Splits, load_splits
 from optkit.sources.model import resolve_model
 from optkit.testhooks import pause_point
 
-__all__ = ["RunOutcome", "run_recipe", "validate_recipe"]
+__all__ = ["RunOutcome", "package_variant", "run_recipe", "validate_recipe"]
 
 
 @dataclass
 class RunOutcome:
     report: dict[str, Any]
     paths: list[Path]
+    packages: list[Path] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -104,10 +108,43 @@ def _run_recipe(
             )
     except KeyboardInterrupt:
         raise _interrupted("evaluation", build, out_dir) from None
-    with unexpected_errors("report writing"):
+    with unexpected_errors("report assembly"):
         report = _assemble_report(recipe, str(path), recipe_text, started, built_s, build, evaluation)
-        paths = _write_reports(recipe, report, build, out_dir)
-    return RunOutcome(report=report, paths=paths)
+    staged: dict[Path, Path] = {}  # package folder -> its staged copy
+    try:
+        with unexpected_errors("packaging"):
+            staged = _stage_packages(report, build, out_dir, progress)
+        with unexpected_errors("report writing"):
+            paths = _write_reports(recipe, report, build, out_dir)
+            for dest, tmp in staged.items():  # right after the report's renames: the two stay in step
+                install_package(tmp, dest)
+            remove_stale(out_dir / "packages", list(report["packages"]), progress.log)
+    finally:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return RunOutcome(report=report, paths=paths, packages=list(staged))
+
+
+def package_variant(run_dir: str | Path, variant: str, dest: str | Path, *, workspace: str | Path = ".optkit") -> Path:
+    """Re-create ``variant``'s package from a finished run (its report.json) and the cache, without rebuilding."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    report_file = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    try:
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PackageError(f"cannot read {str(report_file)!r} ({e}); give a run's report folder") from None
+    check_report(report, str(report_file))
+    if report.get("kind", "recipe") != "recipe" or variant not in report["variants"]:
+        known = ", ".join(report["variants"])
+        raise PackageError(f"{str(report_file)!r} has no variant {variant!r} (it has: {known})")
+    key = report["variants"][variant]["artifact_key"]
+    cache = ArtifactCache(Path(workspace) / "cache")
+    if cache.lookup(key) is None:
+        raise PackageError(
+            f"{variant}: its model (cache entry {key[:12]}) is not in {str(cache.root)!r} or no longer matches its "
+            f"checksums; pass the run's --workspace, or run the recipe again to rebuild it"
+        )
+    return write_package(report, variant, cache.path(key), dest, report_dir=report_file.parent)
 
 
 def _assemble_report(
@@ -157,6 +194,9 @@ def _assemble_report(
     report["gates"] = check_gates(recipe, evaluation)
     report["notes"] = run_notes(recipe, report)
     report["passed"] = all(g["passed"] for g in report["gates"])
+    report["recommended"] = recommend(report)
+    report["packages"] = {n: f"packages/{n}" for n in default_packages(report)}
+    report["recommended"]["package"] = report["packages"].get(report["recommended"]["variant"] or "")
     return redact(report)  # no token from the environment or a recipe value reaches a report file
 
 
@@ -184,6 +224,23 @@ def _write_reports(recipe: Recipe, report: dict[str, Any], build: BuildResult, o
     except KeyboardInterrupt:
         raise _interrupted("report writing", build, out_dir) from None
     return paths
+
+
+def _stage_packages(report: dict[str, Any], build: BuildResult, out_dir: Path, progress: Progress) -> dict[Path, Path]:
+    """Every package the report lists, staged whole beside its folder; installed with the report."""
+    staged: dict[Path, Path] = {}
+    try:
+        for name, rel in report["packages"].items():
+            progress.log(f"  package {name} …")
+            dest = out_dir / rel
+            staged[dest] = stage_package(report, name, build.artifacts[name].path, dest, report_dir=out_dir)
+    except BaseException as e:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise _interrupted("packaging", build, out_dir) from None
+        raise
+    return staged
 
 
 def _interrupted(stage: str, build: BuildResult, out_dir: Path) -> Exception:

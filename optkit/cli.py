@@ -79,6 +79,9 @@ def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: 
         progress.console.print(f"[yellow]note[/]: {note}")
     for p in outcome.paths:
         click.echo(f"wrote {p}")
+    if outcome.packages:
+        click.echo(f"packages: {', '.join(str(p) for p in outcome.packages)}")
+    _print_recommendation(outcome.report, output)
     if not outcome.passed:
         failed = sum(not g["passed"] for g in outcome.report["gates"])
         click.echo(f"error: {failed} gate(s) failed; see above", err=True)
@@ -180,6 +183,64 @@ def compare(
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("variant")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), help="Package folder.")
+@click.option(
+    "--workspace",
+    default=".optkit",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The cache the run used.",
+)
+@click.pass_context
+def package(ctx: click.Context, run_dir: Path, variant: str, output: Path, workspace: Path) -> None:
+    """Write VARIANT of a finished run (RUN_DIR: its report folder) as a package, from the cache, without rebuilding."""
+    from optkit.api import package_variant
+
+    with _errors(ctx):
+        folder = package_variant(run_dir, variant, output, workspace=workspace)
+    click.echo(f"wrote package {folder}")
+
+
+@cli.command()
+@click.argument("package_dir", metavar="PACKAGE", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("texts", nargs=-1)
+@click.option("--file", "-f", "file", type=click.Path(dir_okay=False, path_type=Path), help="One text per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per text.")
+@click.option("--no-verify", is_flag=True, help="Skip checking the files against the package's sha256 list.")
+@click.pass_context
+def predict(
+    ctx: click.Context, package_dir: Path, texts: tuple[str, ...], file: Path | None, as_json: bool, no_verify: bool
+) -> None:
+    """Run a package on TEXT ... (or --file) and print each prediction, as evaluation computed them."""
+    from optkit.ship import predict_package
+
+    with _errors(ctx):
+        inputs = list(texts) + _lines(file)
+        manifest, results = predict_package(package_dir, inputs, verify=not no_verify)
+    if as_json:
+        click.echo(json.dumps([{"text": t, **r} for t, r in zip(inputs, results, strict=True)], indent=2))
+        return
+    click.echo(f"{manifest['variant']} ({manifest['format']}, {manifest['recipe']['name']}):")
+    for text, r in zip(inputs, results, strict=True):
+        shown = f"{r['label']} {r['score']:.3f}" if "label" in r else json.dumps(r.get("prediction"))
+        click.echo(f"  {shown}  {text[:100]}")
+
+
+def _lines(file: Path | None) -> list[str]:
+    """Non-empty lines of ``file``; a missing or unreadable file is bad input, named."""
+    if file is None:
+        return []
+    from optkit.errors import PackageError
+
+    try:
+        return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise PackageError(f"--file {str(file)!r}: cannot read it ({e})") from None
+
+
+@cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--provider",
@@ -274,6 +335,17 @@ class _errors:
             click.echo(f"error: {describe_unexpected(exc)}", err=True)
             sys.exit(InternalError.exit_code)
         return False
+
+
+def _print_recommendation(report: dict, output: Path) -> None:  # type: ignore[type-arg]
+    """The run's last word: which variant to ship, why, and where its package is."""
+    rec = report.get("recommended") or {}
+    if rec.get("variant"):
+        where = f" -> {output / report['recipe']['name'] / rec['package']}" if rec.get("package") else " (not packaged)"
+        click.echo(f"recommended: {rec['variant']}{where}")
+    else:
+        click.echo("recommended: none")
+    click.echo(f"  {rec.get('reason', 'no recommendation in this report')}")
 
 
 def _print_tables(report: dict, progress) -> None:  # type: ignore[no-untyped-def]

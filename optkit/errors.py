@@ -15,6 +15,7 @@ __all__ = [
     "InternalError",
     "ModelSourceError",
     "OptkitError",
+    "PackageError",
     "PassError",
     "RecipeError",
     "ResourceError",
@@ -51,6 +52,10 @@ class CacheError(OptkitError):
 
 class EvaluationError(OptkitError):
     """An artifact could not be evaluated."""
+
+
+class PackageError(OptkitError):
+    """A deployable package is missing, incomplete or altered, or cannot be written."""
 
 
 class ResourceError(OptkitError):

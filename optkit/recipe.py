@@ -30,6 +30,7 @@ __all__ = [
     "GateSpec",
     "ModelSpec",
     "Recipe",
+    "SelectSpec",
     "Shape",
     "Step",
     "load_recipe",
@@ -249,6 +250,27 @@ class GateSpec(BaseModel):
     )
 
 
+class SelectSpec(BaseModel):
+    """How the report picks the variant to ship: the fastest acceptable one at one shape."""
+
+    model_config = _STRICT
+    shape: Shape | None = Field(
+        None, description="Latency shape to rank by, one of evaluate.shapes. Default: the first shape."
+    )
+    provider: str | None = Field(
+        None, description="Provider to rank by, one of evaluate.providers. Default: the first one measured."
+    )
+    metric: str | None = Field(
+        None, description="Quality metric the tolerance applies to. Default: the task's primary metric (accuracy)."
+    )
+    tolerance: float = Field(
+        0.01,
+        ge=0,
+        description="For variants without gates: largest allowed drop of the metric vs the baseline, as a "
+        "fraction (0.01 = 1 point). Variants with gates must pass them all instead.",
+    )
+
+
 class ReportSpec(BaseModel):
     model_config = _STRICT
     formats: list[Literal["json", "md", "html", "junit"]] = Field(
@@ -259,6 +281,14 @@ class ReportSpec(BaseModel):
     )
     gates: dict[str, GateSpec] = Field(
         default_factory=dict, description="Gates per variant name; '*' applies to every variant."
+    )
+    package: list[str] | None = Field(
+        None,
+        description="Variants to write as deployable packages (reports/<name>/packages/<variant>/). Default: "
+        "every variant that passes its gates, plus the reference; [] writes none.",
+    )
+    select: SelectSpec = Field(
+        default_factory=SelectSpec, description="How the recommended variant is chosen (see report.select.*)."
     )
 
 
@@ -310,6 +340,10 @@ class Recipe(BaseModel):
                 raise ValueError(
                     f"report.gates names unknown variant {gate_name!r}{_closest(gate_name, self.variants)}"
                 )
+        for name in self.report.package or []:
+            if name != "baseline" and name not in self.variants:
+                raise ValueError(f"report.package names unknown variant {name!r}{_closest(name, self.variants)}")
+        self._check_select()
         ref = self.evaluate.reference
         if ref is not None and ref not in self.variants:
             raise ValueError(f"evaluate.reference names unknown variant {ref!r}{_closest(ref, self.variants)}")
@@ -327,6 +361,23 @@ class Recipe(BaseModel):
         """Validate against every pass registered by now (see ``_refresh_step_types``)."""
         _refresh_step_types()
         return super().model_validate(obj, **kwargs)
+
+    def _check_select(self) -> None:
+        select = self.report.select
+        if select.shape is not None and select.shape not in self.evaluate.shapes:
+            shapes = ", ".join(f"{{batch: {s.batch}, seq: {s.seq}}}" for s in self.evaluate.shapes)
+            raise ValueError(f"report.select.shape is not one of evaluate.shapes ({shapes}); pick one of them")
+        providers = {ort_provider_name(p): p for p in self.evaluate.providers}
+        if select.provider is not None and ort_provider_name(select.provider) not in providers:
+            raise ValueError(
+                f"report.select.provider {select.provider!r} is not in evaluate.providers {self.evaluate.providers}"
+            )
+        metrics = get_task(self.model.task).metrics
+        if select.metric is not None and select.metric not in metrics:
+            raise ValueError(
+                f"report.select.metric {select.metric!r} is not a metric of task {self.model.task!r}"
+                f"{_closest(select.metric, metrics)}"
+            )
 
     def chain(self, variant: str) -> list[Step]:
         """Full step list of a variant: the baseline chain followed by the variant's own steps."""

@@ -170,3 +170,22 @@ def exported(base_recipe: dict[str, Any], finetuned: Artifact, tmp_path_factory:
     ctx = context(base_recipe, tmp_path_factory.mktemp("exported"))
     export(finetuned, ExportConfig(), ctx)
     return Artifact(ctx.out_dir, "onnx", key="exported", meta=ctx.meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_e2e(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """One real ``run_recipe`` of the tiny recipe on cpu and cuda with every report format: (root, recipe
+    path, outcome). Shared by the modules that read a finished run; a test that changes it works on a copy
+    (see ``first_run`` in test_api.py)."""
+    import yaml
+
+    from optkit.api import run_recipe
+
+    root = tmp_path_factory.mktemp("e2e")
+    data = copy.deepcopy(base_recipe)
+    data["evaluate"]["providers"] = ["cpu", "cuda"]
+    data["report"]["formats"] = ["json", "md", "html", "junit"]
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
+    return root, path, outcome

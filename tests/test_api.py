@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,25 +12,8 @@ from optkit.api import RunOutcome, run_recipe
 from optkit.errors import EvaluationError, PassError
 
 
-@pytest.fixture(scope="module")
-def _built(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, RunOutcome]:
-    """One real run of the tiny recipe (the slow part), never touched by a test: see ``first_run``."""
-    import copy
-
-    import yaml
-
-    root = tmp_path_factory.mktemp("e2e")
-    data = copy.deepcopy(base_recipe)
-    data["evaluate"]["providers"] = ["cpu", "cuda"]
-    data["report"]["formats"] = ["json", "md", "html", "junit"]
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    outcome = run_recipe(path, output=root / "reports", workspace=root / "ws")
-    return root, path, outcome
-
-
 @pytest.fixture
-def first_run(_built: tuple[Path, Path, RunOutcome], tmp_path: Path) -> tuple[Path, Path, RunOutcome]:
+def first_run(tiny_e2e: tuple[Path, Path, RunOutcome], tmp_path: Path) -> tuple[Path, Path, RunOutcome]:
     """A private copy of the run (recipe, workspace, reports and outcome) for each test.
 
     Tests rerun, force and corrupt this run; on a shared one the outcome would depend on which test
@@ -40,7 +22,7 @@ def first_run(_built: tuple[Path, Path, RunOutcome], tmp_path: Path) -> tuple[Pa
     import copy
     import shutil
 
-    root, path, outcome = _built
+    root, path, outcome = tiny_e2e
     mine = tmp_path / "e2e"
     shutil.copytree(root, mine)
     paths = [mine / p.relative_to(root) for p in outcome.paths]

@@ -108,6 +108,7 @@ LAYERS = [
     ("build", ["optkit.preflight", "optkit.runner"]),
     ("evaluate a build", ["optkit.evaluate.harness"]),
     ("reports", ["optkit.reports", "optkit.reports.*", "optkit.compare"]),
+    ("packages", ["optkit.ship"]),
     ("entry points", ["optkit.api", "optkit.bench"]),
     ("command line", ["optkit.cli", "optkit.__main__"]),
 ]

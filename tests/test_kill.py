@@ -1,6 +1,6 @@
 """Kill a real ``optkit run`` subprocess with a real signal at every stage; nothing is lost.
 
-For each stage (fine-tune, export, quantisation, evaluation, report writing) and each signal
+For each stage (fine-tune, export, quantisation, evaluation, packaging, report writing) and each signal
 (SIGINT as Ctrl-C, SIGKILL as the OOM killer or a power cut; SIGTERM, as from a cancelled CI
 job, at three stages): the earlier report's bytes stay unchanged, no half-built cache entry is
 ever committed, and the same command run again completes, reusing every step that finished
@@ -8,7 +8,7 @@ before the kill.
 
 Where the kill lands: fine-tune and evaluation are long enough on the tiny model to hit from
 outside, so the test waits for their progress line (training / latency, with ETA) on stderr.
-Export, quantisation and the report's final renames take milliseconds, so the run is paused
+Export, quantisation, packaging and the report's final renames take milliseconds, so the run is paused
 there with the test-only hook ``OPTKIT_TEST_PAUSE_AT`` (see ``optkit/testhooks.py``): after the pass
 has written its files into the temporary folder, before the entry is committed.
 """
@@ -33,6 +33,7 @@ import yaml
 
 from optkit.api import run_recipe
 from optkit.cache import ArtifactCache
+from optkit.ship import read_package
 from tests.conftest import restore_sigint
 
 _KINDS = ["finetune", "export", "quantize"]
@@ -108,7 +109,7 @@ class _StderrTail:
         return self.text
 
 
-_STAGES = ["finetune", "export", "quantize", "evaluate", "report"]
+_STAGES = ["finetune", "export", "quantize", "evaluate", "package", "report"]
 # What the final "interrupted during ..." line names: the step's label (chain[index] kind; the
 # export is first built for fp32-onnx and shared with int8-dynamic), or the stage after the build.
 _WHERE = {
@@ -116,6 +117,7 @@ _WHERE = {
     "export": "fp32-onnx[1] export",
     "quantize": "int8-dynamic[2] quantize",
     "evaluate": "evaluation",
+    "package": "packaging",
     "report": "report writing",
 }
 _CASES = [(stage, sig) for sig in (signal.SIGINT, signal.SIGKILL) for stage in _STAGES]
@@ -130,7 +132,7 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
     shutil.copytree(finished["root"] / "ws", ws)
     shutil.copytree(finished["root"] / "out", out)
     report = out / "tiny" / "report.json"
-    before = {p.name: p.read_bytes() for p in report.parent.iterdir()}
+    before = _files(report.parent)
 
     recipe = copy.deepcopy(finished["recipe"])
     rebuilt = _KINDS[_KINDS.index(stage) :] if stage in _KINDS else []
@@ -174,7 +176,12 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
         assert "Run the same command again to resume" in err
     else:
         assert proc.returncode == -signal.SIGKILL
-    assert {p.name: p.read_bytes() for p in report.parent.iterdir() if not p.name.startswith(".")} == before
+    assert _files(report.parent) == before  # the report and every package, byte for byte
+    for package in (report.parent / "packages").iterdir():  # whole, or not there: never half
+        if package.name.startswith("."):  # staged by the killed run: only SIGKILL leaves one, the rerun sweeps it
+            assert sig == signal.SIGKILL, f"a staged package was left behind: {package}"
+        else:
+            read_package(package)
 
     cache = ArtifactCache(ws / "cache")  # opening it sweeps what the killed process left behind
     for kind in rebuilt:
@@ -186,4 +193,16 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
     assert status == {k: ("built" if k in rebuilt else "cached") for k in _KINDS}
     fresh = json.loads(report.read_text())
     assert fresh["started"] == again.report["started"] and len(fresh["variants"]) == 3
-    assert sorted(p.name for p in report.parent.iterdir()) == ["report.json", "report.md"]  # no temp files left
+    assert sorted(p.name for p in report.parent.iterdir()) == ["packages", "report.json", "report.md"]  # no temps
+    assert sorted(p.name for p in (report.parent / "packages").iterdir()) == ["fp32-onnx", "int8-dynamic"]
+    for package in (report.parent / "packages").iterdir():
+        assert read_package(package)["recipe"]["sha256"] == fresh["recipe_sha256"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (not hidden ones) by relative path: what a kill must not change."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["metric_cells", "metric_headers", "primary_metric"]
+__all__ = ["delta_text", "metric_cells", "metric_headers", "primary_metric"]
 
 _CLASSIFICATION = {
     "name": "text-classification",
@@ -49,6 +49,11 @@ def metric_cells(report: dict[str, Any], name: str, variant: dict[str, Any], *, 
     if secondary:
         cells += [_value(variant.get(m["name"])) for m in task_block(report)["metrics"][1:]]
     return cells
+
+
+def delta_text(metric: str, x: float) -> str:
+    """A change of ``metric`` with its unit: '+0.23 points' for fractions of 1, '+0.0123' otherwise."""
+    return f"{_delta(metric, x)} points" if metric in _IN_POINTS else _delta(metric, x)
 
 
 def _value(x: float | None) -> str:

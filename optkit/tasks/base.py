@@ -85,6 +85,10 @@ class Task:
         """Raw model outputs (numpy, one row per example) to one prediction per example, JSON-serialisable."""
         raise NotImplementedError
 
+    def readable(self, outputs: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+        """Raw outputs as a person (or ``optkit predict --json``) reads them, one dict per example."""
+        return [{"prediction": p} for p in self.predictions(outputs)]
+
     def scores(self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str]) -> dict[str, float]:
         """Every metric in ``metrics``, on one split."""
         raise NotImplementedError

@@ -134,6 +134,22 @@ class TextClassification(Task):
     def predictions(self, outputs: Any) -> list[int]:
         return [int(p) for p in outputs.argmax(-1)]
 
+    def readable(self, outputs: Any, names: Sequence[str]) -> list[dict[str, Any]]:
+        """The label, its softmax probability, and every class's, per example."""
+        import numpy as np
+
+        logits = np.asarray(outputs, dtype=np.float64)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = e / e.sum(-1, keepdims=True)
+        return [
+            {
+                "label": names[int(row.argmax())],
+                "score": float(row.max()),
+                "scores": {n: float(x) for n, x in zip(names, row, strict=True)},
+            }
+            for row in probs
+        ]
+
     def scores(self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str]) -> dict[str, float]:
         return classification_scores(predictions, targets, len(names))
 
