@@ -79,3 +79,47 @@ def test_bench_median_agrees_with_a_plain_loop_on_minilm(minilm_run: tuple[dict[
     if busy is None or busy > BUSY_SHARE:
         pytest.skip(f"machine busy (other processes' CPU share {busy}); bench {bench:.2f} ms, plain {plain:.2f} ms")
     assert 1 / 1.5 < bench / plain < 1.5, (bench, plain, busy)
+
+
+def test_the_recommended_minilm_package_predicts_what_evaluation_did(minilm_run: tuple[dict[str, Any], Path]) -> None:
+    """The real model's package, loaded the three ways the README shows, on ten eval rows.
+
+    The rows go in the evaluation's first batch (its padding), so int8-dynamic's activation ranges
+    see the same tensors: predictions must then be identical, not merely close.
+    """
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer, pipeline
+
+    from optkit.cache import cache_key
+    from optkit.recipe import recipe_from_dict
+    from optkit.ship import predict_package
+    from optkit.sources.data import load_splits
+
+    report, ws = minilm_run
+    rec = report["recommended"]
+    assert rec["variant"] in ("fp32-onnx", "int8-dynamic") and rec["package"] == f"packages/{rec['variant']}"
+    folder = ws.parent / "reports" / RECIPE["name"] / rec["package"]
+    recipe = recipe_from_dict(RECIPE)
+    splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
+    key = cache_key(
+        {"artifact": report["variants"][rec["variant"]]["artifact_key"], "data": splits.fingerprint, "max_length": 64}
+    )
+    want = json.loads((ws / "cache" / f"predictions-{key[:32]}.json").read_text())[:10]
+    texts = splits.eval.texts[: recipe.evaluate.batch_size]
+
+    model = ORTModelForSequenceClassification.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    out = pipeline("text-classification", model=model, tokenizer=tokenizer)(
+        texts, batch_size=len(texts), truncation=True, max_length=64
+    )
+    assert [model.config.label2id[o["label"]] for o in out][:10] == want
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = tokenizer(texts, truncation=True, max_length=64, padding=True, return_tensors="np")
+    logits = session.run(None, {i.name: enc[i.name].astype(np.int64) for i in session.get_inputs()})[0]
+    assert logits.argmax(-1)[:10].tolist() == want
+    _, results = predict_package(folder, texts)
+    assert [["rotten", "fresh"].index(r["label"]) for r in results][:10] == want

@@ -12,6 +12,7 @@ from typing import Any
 from optkit.reports.charts import accuracy_latency_svg, latency_distribution_svg, measured_rows, size_memory_svg
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.pareto import pareto_front
+from optkit.reports.recommend import recommendation_text
 
 __all__ = ["render_html"]
 
@@ -145,6 +146,8 @@ def render_html(report: dict[str, Any]) -> str:
     title = report.get("recipe", {}).get("name") or report.get("model", "optkit")
     providers = list(dict.fromkeys(r["provider"] for r in report["results"]))
     parts = [f"<h1>optkit report: {_e(title)}</h1>", f"<p class='muted'>finished {_e(report.get('finished', ''))}</p>"]
+    if rec := recommendation_text(report):
+        parts.append(f"<p class='rec'><strong>{_e(rec[0])}.</strong> {_e(rec[1])}</p>")
     for provider in providers:
         parts.append(f"<h2>Provider: {_e(provider)}</h2>")
         measured = any(r["status"] == "measured" for r in report["results"] if r["provider"] == provider)

@@ -6,6 +6,7 @@ from typing import Any
 
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
+from optkit.reports.recommend import recommendation_text
 
 __all__ = ["render_markdown", "summary_table"]
 
@@ -55,6 +56,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"**{report['reference']}** measured in this run; variants were timed interleaved.",
         "",
     ]
+    if rec := recommendation_text(report):
+        lines += [f"**{rec[0]}.** {rec[1]}", ""]
     for provider in recipe["evaluate"]["providers"]:
         headers, rows = summary_table(report, provider)
         lines += [f"## Provider: {provider}", ""]

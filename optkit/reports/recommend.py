@@ -14,7 +14,7 @@ from typing import Any
 from optkit.reports.metrics import delta_text, primary_metric, task_block
 from optkit.reports.pareto import pareto_front
 
-__all__ = ["acceptable", "recommend"]
+__all__ = ["acceptable", "recommend", "recommendation_text"]
 
 
 def recommend(report: dict[str, Any]) -> dict[str, Any]:
@@ -120,3 +120,17 @@ def _reason(
         f"fastest acceptable variant at {where}: p50 {rows[winner]:.2f} ms{speed}; "
         f"{metric} {delta_text(metric, delta)} vs the baseline; {why}"
     )
+
+
+def recommendation_text(report: dict[str, Any]) -> tuple[str, str] | None:
+    """(headline, details) for the Markdown and HTML reports; None for reports written before recommendations."""
+    rec = report.get("recommended")
+    if not rec:
+        return None
+    head = f"Recommended: {rec['variant']}" if rec["variant"] else "Recommended: none"
+    details = rec["reason"][:1].upper() + rec["reason"][1:] + "."
+    if rec.get("package"):
+        details += f" Package: {rec['package']}/ (beside this report)."
+    if rec.get("pareto"):
+        details += f" Pareto front of {rec['metric']} vs p50: {', '.join(rec['pareto'])}."
+    return head, details
