@@ -68,6 +68,11 @@ def test_run_prints_the_table_and_exits_1_on_a_failed_gate(
     assert f"wrote {out / 'tiny' / 'report.json'}" in result.output
     assert "1 gate(s) failed" in result.output
     assert (out / "tiny" / "report.md").is_file()
+    # the last word before the verdict: what to ship (the gated int8 failed, so the reference) and where
+    lines = result.output.splitlines()
+    assert lines[-3] == f"recommended: fp32-onnx -> {out / 'tiny' / 'packages' / 'fp32-onnx'}", lines[-4:]
+    assert lines[-2].startswith("  fastest acceptable variant at cpu b1×s16: p50 ")
+    assert f"packages: {out / 'tiny' / 'packages' / 'fp32-onnx'}" in result.output
 
 
 def test_run_strict_providers_exits_2_before_building_anything(
