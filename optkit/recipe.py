@@ -247,6 +247,13 @@ class GateSpec(BaseModel):
     min_agreement: float | None = Field(
         None, ge=0, le=1, description="Smallest allowed share of eval predictions equal to the baseline's."
     )
+    max_class_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest allowed drop of any one class's recall or F1 vs the baseline, as a fraction "
+        "(0.05 = 5 points); fails naming the class. Tasks with classes only.",
+    )
 
 
 class ReportSpec(BaseModel):
