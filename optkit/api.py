@@ -49,7 +49,7 @@ def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
 
     recipe = load_recipe(path)
     source = resolve_model(recipe.model)
-    splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
+    splits = load_splits(recipe.data, recipe.seed, recipe.model.task, recipe.evaluate.slice_columns)
     check_inputs(recipe, source, splits)  # the same checks 'run' makes before its first step
     return recipe, splits
 

@@ -121,6 +121,11 @@ def _check_gates_fit(recipe: Recipe, metrics: list[str], has_classes: bool) -> N
                 f"report.gates.{name}.max_class_drop: model.task {recipe.model.task!r} reports no classes; "
                 f"remove the gate, or use min_agreement"
             )
+        if gate.max_slice_drop is not None and not recipe.evaluate.slices:
+            raise RecipeError(
+                f"report.gates.{name}.max_slice_drop: evaluate.slices is empty, so there is no slice to judge; "
+                f"add slices (length, label or a data column) or remove the gate"
+            )
         if gate.max_accuracy_drop is not None and "accuracy" not in metrics:
             raise RecipeError(
                 f"report.gates.{name}.max_accuracy_drop: model.task {recipe.model.task!r} has no accuracy (its "

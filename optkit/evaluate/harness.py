@@ -21,6 +21,7 @@ from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch
 from optkit.evaluate.providers import (
     provider_status,
 )
+from optkit.evaluate.slices import slice_changes, slice_groups, worst_slice
 from optkit.evaluate.suite import Subject, measure_provider
 from optkit.passes.registry import get_pass
 from optkit.progress import Progress
@@ -85,10 +86,16 @@ def evaluate_build(
         if build.artifacts[n].format == "onnx":
             variants[n]["explain"] = explain_onnx(build.artifacts[n].onnx_file, cpu, threads)
     primary = task.primary_metric
+    groups = {
+        name: slice_groups(
+            name, splits.eval.texts, splits.eval.labels, splits.label_names, task, splits.eval.columns.get(name, [])
+        )
+        for name in recipe.evaluate.slices
+    }
     for n in names:
         variants[n][f"{primary}_delta"] = variants[n][primary] - variants["baseline"][primary]
         variants[n]["size_ratio"] = variants[n]["size_bytes"] / variants[ref]["size_bytes"]
-        variants[n].update(_paired_fields(recipe, task, splits, outputs, n))
+        variants[n].update(_paired_fields(recipe, task, splits, outputs, n, groups))
 
     results: list[dict[str, Any]] = []
     subjects = _subjects(build, splits, task)
@@ -118,7 +125,12 @@ def _task_block(task: Task) -> dict[str, Any]:
 
 
 def _paired_fields(
-    recipe: Recipe, task: Task, splits: Splits, outputs: dict[str, tuple[list[Any], list[float] | None]], name: str
+    recipe: Recipe,
+    task: Task,
+    splits: Splits,
+    outputs: dict[str, tuple[list[Any], list[float] | None]],
+    name: str,
+    groups: dict[str, dict[str, list[int]]],
 ) -> dict[str, Any]:
     """What a variant's change against the baseline is worth: the primary metric's paired 95% interval
     and verdict, McNemar's p, per-class changes and the worst-hit class, the rows that changed with
@@ -129,10 +141,15 @@ def _paired_fields(
     targets, names = splits.eval.labels, splits.label_names
     preds, confidences = outputs[name]
     fields: dict[str, Any] = {"eval_predictions": encode_predictions(preds)}
+    reference, ref_conf = outputs["baseline"]
+    if groups:
+        candidate = None if name == "baseline" else preds
+        fields["slices"] = slice_changes(task, groups, reference, candidate, targets, names, seed=recipe.seed)
+        if candidate is not None:
+            fields["worst_slice"] = worst_slice(fields["slices"], higher_is_better=task.metrics[task.primary_metric])
     if name == "baseline":
         per_class = task.class_metrics(preds, targets, names)
         return fields | ({"per_class": per_class} if per_class is not None else {})
-    reference, ref_conf = outputs["baseline"]
     fields |= paired_change(task, reference, preds, targets, names, seed=recipe.seed)
     fields["changed_examples"] = changed_examples(
         task, reference, preds, targets, names, splits.eval.texts, (ref_conf, confidences)

@@ -111,6 +111,8 @@ def changes_markdown(report: dict[str, Any]) -> list[str]:
     for name, v in compared:
         if v.get("per_class") and v["changed_rows"]:
             lines += [f"### Per class: {name}", "", *_md_table(*_class_rows(v)), ""]
+    for slice_name, headers, rows in _slice_tables(report):
+        lines += [f"### Slice: {slice_name}", "", *_md_table(headers, rows), ""]
     for name, v in compared:
         examples = v.get("changed_examples") or []
         if examples:
@@ -118,6 +120,29 @@ def changes_markdown(report: dict[str, Any]) -> list[str]:
             lines += _md_table(*_example_rows(examples, _MD_TEXT))
             lines.append("")
     return lines
+
+
+def _slice_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per slice: a row per group, the baseline's metric and each changed variant's change."""
+    primary = primary_metric(report)
+    base = report["variants"].get("baseline", {}).get("slices") or {}
+    shown = [(n, v) for n, v in _compared(report) if v.get("slices") and v["changed_rows"]]
+    tables = []
+    for slice_name, groups in base.items():
+        headers = [slice_name, "rows", f"baseline {_WORDS.get(primary, primary)}"] + [f"Δ {n}" for n, _ in shown]
+        rows = []
+        for group, g in groups.items():
+            row = [group, str(g["rows"]), f"{g[primary]:.4f}"]
+            for _, v in shown:
+                c = v["slices"].get(slice_name, {}).get(group)
+                if c is None:
+                    row.append("–")
+                    continue
+                flag = " (too few rows to conclude)" if c.get("inconclusive") else ""
+                row.append(change_text(primary, c["delta"], c.get("delta_ci95"), c.get("verdict")) + flag)
+            rows.append(row)
+        tables.append((slice_name, headers, rows))
+    return tables
 
 
 def _example_rows(examples: list[dict[str, Any]], chars: int) -> tuple[list[str], list[list[str]]]:
@@ -160,6 +185,8 @@ def changes_html(report: dict[str, Any], chart: str | None) -> str:
     for name, v in compared:
         if v.get("per_class") and v["changed_rows"]:
             parts += [f"<h3>Per class: {html.escape(name)}</h3>", _html_table(*_class_rows(v))]
+    for slice_name, headers, rows in _slice_tables(report):
+        parts += [f"<h3>Slice: {html.escape(slice_name)}</h3>", _html_table(headers, rows)]
     for name, v in compared:
         examples = v.get("changed_examples") or []
         if examples:

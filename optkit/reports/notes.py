@@ -52,6 +52,9 @@ def gate_noise_notes(report: dict[str, Any]) -> list[str]:
             worst = v["worst_class"]
             ci, delta = worst.get("ci95"), worst["delta"]
             what = f"class {worst['class']!r} {'F1' if worst['metric'] == 'f1' else worst['metric']}"
+        elif g["gate"] == "max_slice_drop" and v.get("worst_slice"):
+            worst = v["worst_slice"]
+            ci, delta, what = worst.get("ci95"), worst["delta"], f"slice {worst['slice']}={worst['group']!r}"
         else:
             continue
         allowed = -g["threshold"]
