@@ -23,6 +23,7 @@ def _built(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("e2e")
     data = copy.deepcopy(base_recipe)
     data["evaluate"]["providers"] = ["cpu", "cuda"]
+    data["evaluate"]["slices"] = ["length", "label"]
     data["report"]["formats"] = ["json", "md", "html", "junit"]
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -91,6 +92,9 @@ def test_each_variant_change_has_its_paired_interval_and_changed_rows(first_run)
         changed = sum(a != b for a, b in zip(decode_predictions(x["eval_predictions"]), base, strict=True))
         assert x["changed_rows"] == changed and len(x["changed_examples"]) == min(changed, 10)
         assert sum(c["support"] for c in x["per_class"].values()) == 60 and x["worst_class"]["class"] in x["per_class"]
+        assert sum(g["rows"] for g in x["slices"]["length"].values()) == 60
+        assert set(x["slices"]["label"]) == {"rotten", "fresh"} and x["worst_slice"]["slice"] in ("length", "label")
+    assert set(v["baseline"]["slices"]) == {"length", "label"} and "worst_slice" not in v["baseline"]
     md = (root / "reports" / "tiny" / "report.md").read_text()
     assert (
         "## Change against the baseline" in md and "| fp32-onnx | +0.00 pts (95% CI +0.00…+0.00, within noise) |" in md

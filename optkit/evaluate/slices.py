@@ -46,11 +46,10 @@ def _length_groups(texts: Sequence[str]) -> dict[str, list[int]]:
     words = [len(t.split()) for t in texts]
     a, b = (int(x) for x in np.quantile(words, [1 / 3, 2 / 3], method="lower"))  # edges are real counts
     bounds = [(f"short (≤{a} words)", a), (f"medium ({a + 1}–{b} words)", b), (f"long (>{b} words)", max(words))]
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[int]] = {label: [] for label, _ in bounds}  # short to long, whatever comes first
     for i, n in enumerate(words):
-        label = next(label for label, top in bounds if n <= top)
-        groups.setdefault(label, []).append(i)
-    return groups
+        groups[next(label for label, top in bounds if n <= top)].append(i)
+    return {label: rows for label, rows in groups.items() if rows}
 
 
 def slice_changes(

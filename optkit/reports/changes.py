@@ -65,6 +65,8 @@ def _summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _worst_text(worst: dict[str, Any]) -> str:
+    if worst["delta"] >= 0:
+        return "no class lost recall or F1"
     metric = worst["metric"]
     change = change_text(metric, worst["delta"], worst.get("ci95"), worst.get("verdict"))
     return f"{worst['class']}: {_WORDS.get(metric, metric)} {change}"

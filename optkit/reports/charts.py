@@ -217,6 +217,6 @@ def class_change_svg(report: dict[str, Any]) -> str | None:
         ax.invert_yaxis()
         ax.set_xlabel(f"change of {title} vs baseline, points; whisker: 95% CI")
         ax.grid(axis="x", alpha=0.3)
-    axes[1].legend(loc="lower right", fontsize=8, frameon=False)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # beside, not over, the bars
     fig.tight_layout()
     return _svg(fig)

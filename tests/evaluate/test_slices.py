@@ -32,6 +32,7 @@ def test_groups_terciles_labels_and_pooled_columns() -> None:
     task = get_task("text-classification")
     texts, targets, _ = _rows()
     length = slice_groups("length", texts, targets, NAMES, task, [])
+    assert list(length) == ["short (≤3 words)", "medium (4–10 words)", "long (>10 words)"]
     assert {k: len(v) for k, v in length.items()} == {
         "short (≤3 words)": 200,
         "medium (4–10 words)": 200,
