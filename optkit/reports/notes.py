@@ -61,7 +61,7 @@ def gate_noise_notes(report: dict[str, Any]) -> list[str]:
         if not ci or delta is None or not ci[0] <= allowed <= ci[1]:
             continue
         notes.append(
-            f"{g['variant']}: the {g['gate']} gate {'passed' if g['passed'] else 'failed'} on a {what} change of "
+            f"{g['variant']}: the {g['gate']} gate {'passed' if g['passed'] else 'failed'} on the {what} change of "
             f"{delta * 100:+.2f} points, but the limit ({allowed * 100:+.2f}) lies inside the change's 95% interval "
             f"({ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}): on another sample of eval rows the gate could decide the "
             f"other way. More eval rows narrow the interval."

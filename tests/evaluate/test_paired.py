@@ -75,7 +75,7 @@ def test_max_class_drop_fails_naming_the_class_and_notes_a_decision_inside_the_i
     assert gates["int8-static"]["passed"]
     notes = gate_noise_notes({"variants": evaluation["variants"], "gates": list(gates.values())})
     assert len(notes) == 1 and notes[0].startswith(
-        "int8-static: the max_class_drop gate passed on a class 'science' recall change of -30.00 points, "
+        "int8-static: the max_class_drop gate passed on the class 'science' recall change of -30.00 points, "
         "but the limit (-31.00) lies inside"
     )
 
@@ -133,3 +133,20 @@ def test_a_task_without_classes_gets_its_metric_interval_but_no_mcnemar_or_class
     assert change["mse_delta_ci95"] == pytest.approx([0.08, 0.08])
     assert change["mse_delta_verdict"] == "a loss beyond noise"  # higher MSE is worse
     assert "mcnemar_p" not in change and "per_class" not in change and change["changed_rows"] == 300
+
+
+def test_an_accuracy_gate_inside_the_interval_gets_a_note_and_one_outside_does_not() -> None:
+    variants = {
+        "int8-static": {"accuracy_delta": -0.0020, "accuracy_delta_ci95": [-0.0074, 0.0031]},
+        "int8-dynamic": {"accuracy_delta": 0.0008, "accuracy_delta_ci95": [-0.0039, 0.0055]},
+    }
+    gates = [
+        {"variant": "int8-static", "gate": "max_accuracy_drop", "threshold": 0.005, "passed": True},
+        {"variant": "int8-dynamic", "gate": "max_accuracy_drop", "threshold": 0.01, "passed": True},
+    ]
+    (note,) = gate_noise_notes({"variants": variants, "gates": gates})
+    assert note == (
+        "int8-static: the max_accuracy_drop gate passed on the accuracy change of -0.20 points, but the limit (-0.50) "
+        "lies inside the change's 95% interval (-0.74…+0.31): on another sample of eval rows the gate could decide "
+        "the other way. More eval rows narrow the interval."
+    )
