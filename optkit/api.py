@@ -14,6 +14,7 @@ from optkit.cache import ArtifactCache, release_holds, write_files_atomic
 from optkit.envinfo import collect_environment
 from optkit.errors import PackageError, RunInterrupted, unexpected_errors
 from optkit.evaluate.harness import evaluate_build
+from optkit.evaluate.paired import encode_predictions
 from optkit.evaluate.providers import provider_status
 from optkit.interrupts import check
 from optkit.preflight import check_inputs
@@ -52,7 +53,7 @@ def validate_recipe(path: str | Path) -> tuple[Recipe, Splits]:
 
     recipe = load_recipe(path)
     source = resolve_model(recipe.model)
-    splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
+    splits = load_splits(recipe.data, recipe.seed, recipe.model.task, recipe.evaluate.slice_columns)
     check_inputs(recipe, source, splits)  # the same checks 'run' makes before its first step
     return recipe, splits
 
@@ -183,6 +184,9 @@ def _assemble_report(
             "train_rows": len(splits.train),
             "calibration_rows": len(splits.calibration),
             "eval_rows": len(splits.eval),
+            # the eval rows' targets, in the compact form of each variant's eval_predictions: with both,
+            # compare pairs two reports' rows when the data fingerprint is the same
+            "eval_targets": encode_predictions(splits.eval.labels),
         },
         "task": evaluation["task"],
         "reference": evaluation["reference"],

@@ -35,7 +35,7 @@ __all__ = [
 # A change of exactly the allowed amount passes: 1000 -> 1100 MB is +0.10000000000000009 in floats.
 _FLOAT_SLACK = 1e-12
 
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 _BUSIER_BY = 0.15  # NEW's timing window had this much more of the CPUs taken by others than BASE's
 
 
@@ -194,8 +194,17 @@ def _environment_notes(base: dict[str, Any], new: dict[str, Any], allow_env_mism
 def _accuracy_checks(
     base: dict[str, Any], new: dict[str, Any], thresholds: Thresholds, notes: list[str]
 ) -> list[dict[str, Any]]:
-    """One check per variant in BASE: missing in NEW fails, an accuracy drop beyond the threshold fails."""
+    """One check per variant in BASE: missing in NEW fails, an accuracy drop beyond the threshold fails.
+
+    Where both reports scored the same eval rows, each check also carries the paired 95% interval of
+    the change, McNemar's p and the rows that flipped; where they did not, a note says why not.
+    """
     checks: list[dict[str, Any]] = []
+    pairing = _pairing(base, new)
+    if isinstance(pairing, str):
+        if any("accuracy" in v for v in base["variants"].values()):
+            notes.append(f"accuracy interval not available: {pairing}")
+        pairing = None
     for name, vb in base["variants"].items():
         vn = new["variants"].get(name)
         if vn is None:
@@ -204,23 +213,81 @@ def _accuracy_checks(
         if "accuracy" not in vb or "accuracy" not in vn:
             continue  # bench reports measure speed and memory only
         drop = vb["accuracy"] - vn["accuracy"]
-        checks.append(
-            _check(
-                name,
-                "accuracy",
-                vb["accuracy"],
-                vn["accuracy"],
-                -drop + 0.0,  # no "-0.00" for an unchanged accuracy
-                thresholds.max_accuracy_drop,
-                drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
-                f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points; "
-                f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
+        paired = _paired(pairing, name, vb, vn, notes) if pairing else {}
+        noise = ""
+        if paired.get("interval"):
+            lo, hi = paired["interval"]
+            noise = (
+                f", 95% CI {lo * 100:+.2f}…{hi * 100:+.2f}, {paired['verdict']}; {paired['flipped_rows']} rows flipped"
             )
+        check = _check(
+            name,
+            "accuracy",
+            vb["accuracy"],
+            vn["accuracy"],
+            -drop + 0.0,  # no "-0.00" for an unchanged accuracy
+            thresholds.max_accuracy_drop,
+            drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
+            f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points{noise}; "
+            f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
         )
+        checks.append(check | paired)
     for name in new["variants"]:
         if name not in base["variants"]:
             notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
     return checks
+
+
+def _pairing(base: dict[str, Any], new: dict[str, Any]) -> tuple[Any, list[Any], list[str], int] | str:
+    """(task, eval targets, class names, seed) when both reports scored the same eval rows; else why not."""
+    from optkit.evaluate.paired import decode_predictions
+    from optkit.tasks import get_task
+
+    db, dn = base.get("data") or {}, new.get("data") or {}
+    missing = [label for label, d in (("BASE", db), ("NEW", dn)) if "eval_targets" not in d]
+    if missing:
+        verb = "stores" if len(missing) == 1 else "store"
+        return f"{' and '.join(missing)} {verb} no eval predictions (written before schema 3)"
+    if db.get("fingerprint") != dn.get("fingerprint"):
+        return (
+            f"the reports scored different eval data (fingerprint {str(db.get('fingerprint'))[:12]} vs "
+            f"{str(dn.get('fingerprint'))[:12]}): rows cannot be paired"
+        )
+    targets = decode_predictions(db["eval_targets"])
+    if targets != decode_predictions(dn["eval_targets"]):
+        return "the reports' eval targets differ although their data fingerprints are equal: rows cannot be paired"
+    name = (new.get("task") or {}).get("name", "text-classification")
+    try:
+        task = get_task(name)
+    except OptkitError:
+        return f"task {name!r} is not known to this optkit"
+    seed = (base.get("seeds") or {}).get("recipe", 0)
+    return task, targets, list(db.get("labels") or []), int(seed)
+
+
+def _paired(
+    pairing: tuple[Any, list[Any], list[str], int], name: str, vb: dict[str, Any], vn: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """BASE's and NEW's predictions of one variant, paired row by row: interval, McNemar p, rows flipped."""
+    from optkit.evaluate.paired import decode_predictions, paired_change
+
+    task, targets, names, seed = pairing
+    if "eval_predictions" not in vb or "eval_predictions" not in vn:
+        notes.append(f"{name}: accuracy interval not available: a report has no eval predictions for this variant")
+        return {}
+    before, after = decode_predictions(vb["eval_predictions"]), decode_predictions(vn["eval_predictions"])
+    if not len(before) == len(after) == len(targets):
+        notes.append(f"{name}: accuracy interval not available: {len(before)} vs {len(after)} predictions stored")
+        return {}
+    change = paired_change(task, before, after, targets, names, seed=seed, per_class=False)
+    primary = task.primary_metric
+    return {
+        "interval": change.get(f"{primary}_delta_ci95"),
+        "verdict": change.get(f"{primary}_delta_verdict"),
+        "mcnemar_p": change.get("mcnemar_p"),
+        "flipped_rows": change["changed_rows"],
+        "discordant_rows": change.get("discordant_rows"),
+    }
 
 
 def _speed_and_memory_checks(
@@ -354,9 +421,24 @@ def render_comparison(result: dict[str, Any]) -> str:
         pct = c["metric"] != "accuracy"
         fmt = "{:.2f}" if pct else "{:.4f}"
         change = f"{c['change'] * 100:+.1f}%" if pct else f"{c['change'] * 100:+.2f} pts"
+        if c.get("interval"):
+            lo, hi = c["interval"]
+            change += f" [{lo * 100:+.2f}…{hi * 100:+.2f}, {c['verdict']}]"
         allowed = f"{c['allowed'] * 100:.0f}%" if pct else f"-{c['allowed'] * 100:.2f} pts"
         lines.append(
             f"| {mark} | {c['item']} | {c['metric']} | {fmt.format(c['base'])} | {fmt.format(c['new'])} "
             f"| {change} | {allowed} |"
         )
+    flips = [c for c in result["checks"] if "flipped_rows" in c]
+    if flips:
+        lines += ["", "Rows that flipped between BASE and NEW (same eval rows, paired):"]
+        for c in flips:
+            d = c.get("discordant_rows") or {}
+            turned = (
+                f": {d['variant_only_right']} now right, {d['reference_only_right']} now wrong, "
+                f"McNemar p {c['mcnemar_p']:.3g}"
+                if d and c.get("mcnemar_p") is not None
+                else ""
+            )
+            lines.append(f"- {c['item']}: {c['flipped_rows']} rows{turned}")
     return "\n".join(lines) + "\n"

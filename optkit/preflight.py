@@ -34,7 +34,7 @@ def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_mem
     head_pass = None if any(s.trains_head for s in recipe.baseline) else _head_pass()
     task = get_task(recipe.model.task)
     task.check_model(recipe, config, splits, head_pass)
-    _check_gates_fit(recipe, list(task.metrics))
+    _check_gates_fit(recipe, list(task.metrics), task.has_classes)
     plan = Plan(config, weights_bytes(source.path), splits, recipe.data.max_length)
     check_chains(recipe, plan)
     check_memory(memory_demands(recipe, plan), available_memory)
@@ -113,12 +113,20 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _check_gates_fit(recipe: Recipe, metrics: list[str]) -> None:
-    """An accuracy gate on a task that has no accuracy would fail every run; say so now."""
-    if "accuracy" in metrics:
-        return
+def _check_gates_fit(recipe: Recipe, metrics: list[str], has_classes: bool) -> None:
+    """An accuracy or class gate on a task that has no accuracy or classes would fail every run; say so now."""
     for name, gate in recipe.report.gates.items():
-        if gate.max_accuracy_drop is not None:
+        if gate.max_class_drop is not None and not has_classes:
+            raise RecipeError(
+                f"report.gates.{name}.max_class_drop: model.task {recipe.model.task!r} reports no classes; "
+                f"remove the gate, or use min_agreement"
+            )
+        if gate.max_slice_drop is not None and not recipe.evaluate.slices:
+            raise RecipeError(
+                f"report.gates.{name}.max_slice_drop: evaluate.slices is empty, so there is no slice to judge; "
+                f"add slices (length, label or a data column) or remove the gate"
+            )
+        if gate.max_accuracy_drop is not None and "accuracy" not in metrics:
             raise RecipeError(
                 f"report.gates.{name}.max_accuracy_drop: model.task {recipe.model.task!r} has no accuracy (its "
                 f"metrics: {', '.join(metrics)}); remove the gate, or use min_agreement"

@@ -25,6 +25,7 @@ from optkit.provider_names import ort_provider_name, unknown_provider_message
 from optkit.tasks import get_task
 
 __all__ = [
+    "BUILTIN_SLICES",
     "DataSpec",
     "EvaluateSpec",
     "GateSpec",
@@ -187,6 +188,10 @@ class LatencySpec(BaseModel):
         return v
 
 
+# Slices computed from every eval row without a data column: text-length terciles, and the target.
+BUILTIN_SLICES = ("length", "label")
+
+
 class EvaluateSpec(BaseModel):
     model_config = _STRICT
     providers: list[str] = Field(
@@ -208,6 +213,23 @@ class EvaluateSpec(BaseModel):
         description="Variant that speed-ups are measured against. Default: the first variant whose "
         "last step is export (fp32 ONNX).",
     )
+    slices: list[str] = Field(
+        default_factory=list,
+        description="Slices of the eval rows that get the primary metric and its change per group: 'length' "
+        "(text-length terciles), 'label' (by target), or any column of the data (a group, a source, a language).",
+    )
+
+    @field_validator("slices")
+    @classmethod
+    def _slices_once(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v) or any(not s.strip() for s in v):
+            raise ValueError(f"{v} names a slice twice or an empty one; list each once")
+        return v
+
+    @property
+    def slice_columns(self) -> list[str]:
+        """The slices that are data columns (not the built-in 'length' and 'label')."""
+        return [s for s in self.slices if s not in BUILTIN_SLICES]
 
     @field_validator("providers")
     @classmethod
@@ -247,6 +269,19 @@ class GateSpec(BaseModel):
     )
     min_agreement: float | None = Field(
         None, ge=0, le=1, description="Smallest allowed share of eval predictions equal to the baseline's."
+    )
+    max_class_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest allowed drop of any one class's recall or F1 vs the baseline, as a fraction "
+        "(0.05 = 5 points); fails naming the class. Tasks with classes only.",
+    )
+    max_slice_drop: float | None = Field(
+        None,
+        ge=0,
+        description="Largest allowed drop of the primary metric on any one group of evaluate.slices vs the "
+        "baseline, as a fraction (0.05 = 5 points of accuracy); fails naming the slice and group.",
     )
 
 

@@ -58,7 +58,9 @@ def build_artifacts(
     progress = progress or SilentProgress()
     cache = ArtifactCache(workspace / "cache")
     source = resolve_model(recipe.model)
-    splits: Callable[[], Splits] = functools.cache(lambda: load_splits(recipe.data, recipe.seed, recipe.model.task))
+    splits: Callable[[], Splits] = functools.cache(
+        lambda: load_splits(recipe.data, recipe.seed, recipe.model.task, recipe.evaluate.slice_columns)
+    )
     check_inputs(recipe, source, splits())  # head, labels, calibration size, memory: before any work
 
     settings = RunSettings.from_recipe(recipe)

@@ -180,7 +180,10 @@ def _manifest(
     folder: Path,
     report_dir: Path | None,
 ) -> dict[str, Any]:
-    metrics = [m["name"] for m in (report.get("task") or {}).get("metrics", [{"name": "accuracy"}])]
+    task = report.get("task") or {"primary_metric": "accuracy", "metrics": [{"name": "accuracy"}]}
+    primary = task["primary_metric"]
+    change = (f"{primary}_delta", f"{primary}_delta_ci95", f"{primary}_delta_verdict", "mcnemar_p", "worst_class")
+    metrics = [m["name"] for m in task["metrics"]] + list(change)
     env = report["environment"]
     return {
         "package_format": PACKAGE_FORMAT,

@@ -184,6 +184,7 @@ def tiny_e2e(base_recipe: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("e2e")
     data = copy.deepcopy(base_recipe)
     data["evaluate"]["providers"] = ["cpu", "cuda"]
+    data["evaluate"]["slices"] = ["length", "label"]
     data["report"]["formats"] = ["json", "md", "html", "junit"]
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))

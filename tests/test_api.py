@@ -33,7 +33,7 @@ def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type
     root, _, outcome = first_run
     report = json.loads((root / "reports" / "tiny" / "report.json").read_text())
     assert report == json.loads(json.dumps(outcome.report, default=str))
-    assert report["schema_version"] == 2 and report["reference"] == "fp32-onnx"
+    assert report["schema_version"] == 3 and report["reference"] == "fp32-onnx"
     assert set(report["variants"]) == {"baseline", "fp32-onnx", "int8-dynamic", "int8-static"}
     assert report["variants"]["baseline"]["accuracy"] >= 0.8
     assert report["variants"]["fp32-onnx"]["agreement_with_baseline"] == 1.0
@@ -50,6 +50,36 @@ def test_report_has_every_variant_provider_and_shape(first_run) -> None:  # type
     assert {"cpu", "libraries", "onnxruntime_providers"} <= set(env) and "isa" in env["cpu"]
     assert report["seeds"] == {"recipe": 7} and report["data"]["eval_rows"] == 60
     assert outcome.passed and report["gates"][0]["gate"] == "max_accuracy_drop"
+
+
+def test_each_variant_change_has_its_paired_interval_and_changed_rows(first_run) -> None:  # type: ignore[no-untyped-def]
+    from optkit.evaluate.paired import decode_predictions
+
+    root, _, outcome = first_run
+    report = outcome.report
+    v = report["variants"]
+    targets = decode_predictions(report["data"]["eval_targets"])
+    assert len(targets) == 60 and all(len(decode_predictions(x["eval_predictions"])) == 60 for x in v.values())
+    base = decode_predictions(v["baseline"]["eval_predictions"])
+    assert v["baseline"]["accuracy"] == pytest.approx(sum(p == y for p, y in zip(base, targets, strict=True)) / 60)
+    # export changes no prediction: a zero change, a zero-width interval, McNemar p 1
+    onnx = v["fp32-onnx"]
+    assert onnx["changed_rows"] == 0 and onnx["accuracy_delta_ci95"] == [0.0, 0.0] and onnx["mcnemar_p"] == 1.0
+    assert onnx["accuracy_delta_verdict"] == "within noise" and onnx["changed_examples"] == []
+    for name in ("int8-dynamic", "int8-static"):
+        x = v[name]
+        lo, hi = x["accuracy_delta_ci95"]
+        assert lo <= x["accuracy_delta"] <= hi
+        changed = sum(a != b for a, b in zip(decode_predictions(x["eval_predictions"]), base, strict=True))
+        assert x["changed_rows"] == changed and len(x["changed_examples"]) == min(changed, 10)
+        assert sum(c["support"] for c in x["per_class"].values()) == 60 and x["worst_class"]["class"] in x["per_class"]
+        assert sum(g["rows"] for g in x["slices"]["length"].values()) == 60
+        assert set(x["slices"]["label"]) == {"rotten", "fresh"} and x["worst_slice"]["slice"] in ("length", "label")
+    assert set(v["baseline"]["slices"]) == {"length", "label"} and "worst_slice" not in v["baseline"]
+    md = (root / "reports" / "tiny" / "report.md").read_text()
+    assert (
+        "## Change against the baseline" in md and "| fp32-onnx | +0.00 pts (95% CI +0.00…+0.00, within noise) |" in md
+    )
 
 
 def test_markdown_report_shows_the_table(first_run) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from optkit.compare import (
     parse_fraction,
     render_comparison,
 )
+from optkit.evaluate.paired import encode_predictions
 from optkit.evaluate.stats import summarize
 from optkit.reports.schema import validate_report
 
@@ -217,10 +218,10 @@ def test_each_unreadable_report_names_its_file_and_why(tmp_path: Path) -> None:
     assert error(torn).startswith(f"report {str(torn)!r} is not readable JSON: ")
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]")  # JSON, but not a report
-    assert error(listed) == f"report {str(listed)!r} has schema_version None; this optkit reads versions 1, 2"
+    assert error(listed) == f"report {str(listed)!r} has schema_version None; this optkit reads versions 1, 2, 3"
     future = tmp_path / "future.json"
     future.write_text(json.dumps({"schema_version": 9}))
-    assert error(future) == f"report {str(future)!r} has schema_version 9; this optkit reads versions 1, 2"
+    assert error(future) == f"report {str(future)!r} has schema_version 9; this optkit reads versions 1, 2, 3"
     broken = _v2()
     del broken["results"][0]["latency"]["p50_ci95_ms"]
     bad = tmp_path / "bad.json"
@@ -307,6 +308,7 @@ def test_notes_name_what_differs_between_the_runs() -> None:
     assert result["passed"] and result["notes"] == [
         "threads differ: BASE 2, NEW 4",
         "onnxruntime 1.32.0 → 1.33.0",
+        "accuracy interval not available: BASE and NEW store no eval predictions (written before schema 3)",
         "variant 'int4' is new (not in BASE); nothing to compare it with",
     ]
 
@@ -321,13 +323,15 @@ def test_the_result_says_what_was_compared_and_under_which_limits() -> None:
         "max_memory_regression": 0.2,
     }
     assert result["notes"] == [
+        "accuracy interval not available: BASE and NEW store no eval predictions (written before schema 3)",
         "a schema-1 report stores no latency samples: its 95% CI of the median is the normal approximation "
-        "1.2533·std/√runs, not a bootstrap"
+        "1.2533·std/√runs, not a bootstrap",
     ]
     noisy = compare_reports(_v2(seed=1, noise=0.2), _v2(seed=2))
     assert noisy["notes"] == [
+        "accuracy interval not available: BASE and NEW store no eval predictions (written before schema 3)",
         "BASE has 8 noisy row(s) (robust CV above 0.10): a busy machine slows every variant alike, which reads as "
-        "a regression here; rerun on a quiet machine or compare the speed-ups"
+        "a regression here; rerun on a quiet machine or compare the speed-ups",
     ]
 
 
@@ -396,3 +400,62 @@ def test_a_change_of_exactly_the_allowed_amount_passes() -> None:
     assert check["passed"], check
     (over,) = _memory_checks({"memory": {"peak_rss_mb": 1000.0}}, {"memory": {"peak_rss_mb": 1100.2}}, key, limits)
     assert not over["passed"], over
+
+
+def _v3(seed: int = 0, flips: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """A schema-3 report: the v2 one with eval targets and each variant's predictions on 2,562 rows.
+
+    ``flips`` maps a variant to (rows it now gets wrong, rows it now gets right) against the seed-0
+    predictions, so two reports made from this differ on exactly those rows.
+    """
+    report = _v2(seed)
+    report["schema_version"] = 3
+    n = report["data"]["eval_rows"]
+    targets = [(i * 7) % 3 % 2 for i in range(n)]
+    report["data"]["eval_targets"] = encode_predictions(targets)
+    for name, v in report["variants"].items():
+        preds = [y if i % 6 else 1 - y for i, y in enumerate(targets)]  # 5 in 6 right
+        lost, gained = (flips or {}).get(name, (0, 0))
+        right = [i for i in range(n) if preds[i] == targets[i]][:lost]
+        wrong = [i for i in range(n) if preds[i] != targets[i]][:gained]
+        for i in right + wrong:
+            preds[i] = 1 - preds[i]
+        v["eval_predictions"] = encode_predictions(preds)
+        v["accuracy"] = sum(p == y for p, y in zip(preds, targets, strict=True)) / n
+    return report
+
+
+def test_compare_pairs_the_rows_of_two_reports_of_the_same_data() -> None:
+    base, new = _v3(), _v3(flips={"int8-dynamic": (7, 5)})
+    assert validate_report(base) == []
+    result = compare_reports(base, new)
+    check = next(c for c in result["checks"] if c["item"] == "int8-dynamic" and c["metric"] == "accuracy")
+    assert check["flipped_rows"] == 12 and check["discordant_rows"] == {
+        "reference_only_right": 7,
+        "variant_only_right": 5,
+    }
+    assert check["mcnemar_p"] == pytest.approx(2 * 1586 / 4096)  # 2 * P(Binomial(12, 1/2) <= 5)
+    lo, hi = check["interval"]
+    assert lo < -2 / 2562 < hi and check["verdict"] == "within noise"
+    assert f"(-0.08 points, 95% CI {lo * 100:+.2f}…{hi * 100:+.2f}, within noise; 12 rows flipped;" in check["message"]
+    same = next(c for c in result["checks"] if c["item"] == "fp32-onnx" and c["metric"] == "accuracy")
+    assert same["flipped_rows"] == 0 and same["interval"] == [0.0, 0.0]
+    table = render_comparison(result)
+    assert f"| -0.08 pts [{lo * 100:+.2f}…{hi * 100:+.2f}, within noise] |" in table
+    assert "- int8-dynamic: 12 rows: 5 now right, 7 now wrong, McNemar p 0.774" in table
+    assert not any("interval not available" in n for n in result["notes"])
+
+
+def test_compare_says_why_no_interval_for_other_data_or_an_older_report() -> None:
+    base, new = _v3(), _v3()
+    new["data"]["fingerprint"] = "0123456789abcdef" + new["data"]["fingerprint"][16:]
+    notes = compare_reports(base, new)["notes"]
+    assert "accuracy interval not available: the reports scored different eval data (fingerprint cfb69bc647b6 vs " in (
+        "\n".join(notes)
+    )
+    result = compare_reports(_v2(), _v3())
+    assert (
+        "accuracy interval not available: BASE stores no eval predictions (written before schema 3)" in result["notes"]
+    )
+    assert all("interval" not in c for c in result["checks"])  # the checks themselves work as before
+    assert load_report(V1)["schema_version"] == 1  # every version is still read

@@ -87,14 +87,12 @@ def test_the_recommended_minilm_package_predicts_what_evaluation_did(minilm_run:
     The rows go in the evaluation's first batch (its padding), so int8-dynamic's activation ranges
     see the same tensors: predictions must then be identical, not merely close.
     """
-    import json
-
     import numpy as np
     import onnxruntime as ort
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer, pipeline
 
-    from optkit.cache import cache_key
+    from optkit.evaluate.paired import decode_predictions
     from optkit.recipe import recipe_from_dict
     from optkit.ship import predict_package
     from optkit.sources.data import load_splits
@@ -105,10 +103,7 @@ def test_the_recommended_minilm_package_predicts_what_evaluation_did(minilm_run:
     folder = ws.parent / "reports" / RECIPE["name"] / rec["package"]
     recipe = recipe_from_dict(RECIPE)
     splits = load_splits(recipe.data, recipe.seed, recipe.model.task)
-    key = cache_key(
-        {"artifact": report["variants"][rec["variant"]]["artifact_key"], "data": splits.fingerprint, "max_length": 64}
-    )
-    want = json.loads((ws / "cache" / f"predictions-{key[:32]}.json").read_text())[:10]
+    want = decode_predictions(report["variants"][rec["variant"]]["eval_predictions"])[:10]
     texts = splits.eval.texts[: recipe.evaluate.batch_size]
 
     model = ORTModelForSequenceClassification.from_pretrained(folder)

@@ -13,9 +13,10 @@ import yaml
 from click.testing import CliRunner
 
 from optkit.api import package_variant, run_recipe
-from optkit.cache import cache_key, file_sha256
+from optkit.cache import file_sha256
 from optkit.cli import cli
 from optkit.errors import PackageError
+from optkit.evaluate.paired import decode_predictions
 from optkit.recipe import recipe_from_dict
 from optkit.ship import PACKAGE_FILE, install_package, predict_package, read_package
 from optkit.sources.data import load_splits
@@ -42,15 +43,8 @@ def run(tiny_e2e: tuple[Path, Path, Any]) -> dict[str, Any]:
 
 
 def _evaluated(run: dict[str, Any], variant: str) -> list[int]:
-    """The predictions the evaluation cached for ``variant`` (the harness's key: artifact, data, max_length)."""
-    key = cache_key(
-        {
-            "artifact": run["report"]["variants"][variant]["artifact_key"],
-            "data": run["splits"].fingerprint,
-            "max_length": run["max_length"],
-        }
-    )
-    return json.loads((run["ws"] / "cache" / f"predictions-{key[:32]}.json").read_text())
+    """The predictions the evaluation made for ``variant``, as the report stores them for ``compare``."""
+    return decode_predictions(run["report"]["variants"][variant]["eval_predictions"])
 
 
 def test_a_run_packages_every_variant_that_passes_its_gates_and_the_reference(run: dict[str, Any]) -> None:

@@ -16,10 +16,12 @@ from optkit.artifact import Artifact
 from optkit.cache import ArtifactCache, cache_key
 from optkit.envinfo import available_cpus, cpu_flags
 from optkit.evaluate.explain import explain_onnx
+from optkit.evaluate.paired import changed_examples, encode_predictions, paired_change
 from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch_logits
 from optkit.evaluate.providers import (
     provider_status,
 )
+from optkit.evaluate.slices import slice_changes, slice_groups, worst_slice
 from optkit.evaluate.suite import Subject, measure_provider
 from optkit.passes.registry import get_pass
 from optkit.progress import Progress
@@ -61,7 +63,8 @@ def evaluate_build(
     ref = reference_variant(recipe)
 
     task = get_task(recipe.model.task)
-    preds = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}
+    outputs = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}
+    preds = {n: p for n, (p, _) in outputs.items()}
     variants: dict[str, Any] = {}
     for n in names:
         art = build.artifacts[n]
@@ -83,9 +86,16 @@ def evaluate_build(
         if build.artifacts[n].format == "onnx":
             variants[n]["explain"] = explain_onnx(build.artifacts[n].onnx_file, cpu, threads)
     primary = task.primary_metric
+    groups = {
+        name: slice_groups(
+            name, splits.eval.texts, splits.eval.labels, splits.label_names, task, splits.eval.columns.get(name, [])
+        )
+        for name in recipe.evaluate.slices
+    }
     for n in names:
         variants[n][f"{primary}_delta"] = variants[n][primary] - variants["baseline"][primary]
         variants[n]["size_ratio"] = variants[n]["size_bytes"] / variants[ref]["size_bytes"]
+        variants[n].update(_paired_fields(recipe, task, splits, outputs, n, groups))
 
     results: list[dict[str, Any]] = []
     subjects = _subjects(build, splits, task)
@@ -114,16 +124,50 @@ def _task_block(task: Task) -> dict[str, Any]:
     }
 
 
+def _paired_fields(
+    recipe: Recipe,
+    task: Task,
+    splits: Splits,
+    outputs: dict[str, tuple[list[Any], list[float] | None]],
+    name: str,
+    groups: dict[str, dict[str, list[int]]],
+) -> dict[str, Any]:
+    """What a variant's change against the baseline is worth: the primary metric's paired 95% interval
+    and verdict, McNemar's p, per-class changes and the worst-hit class, the rows that changed with
+    examples; and the variant's eval predictions (compact), so ``compare`` can pair two reports' rows.
+
+    The bootstrap is seeded from the recipe's seed: the same run gives the same intervals.
+    """
+    targets, names = splits.eval.labels, splits.label_names
+    preds, confidences = outputs[name]
+    fields: dict[str, Any] = {"eval_predictions": encode_predictions(preds)}
+    reference, ref_conf = outputs["baseline"]
+    if groups:
+        candidate = None if name == "baseline" else preds
+        fields["slices"] = slice_changes(task, groups, reference, candidate, targets, names, seed=recipe.seed)
+        if candidate is not None:
+            fields["worst_slice"] = worst_slice(fields["slices"], higher_is_better=task.metrics[task.primary_metric])
+    if name == "baseline":
+        per_class = task.class_metrics(preds, targets, names)
+        return fields | ({"per_class": per_class} if per_class is not None else {})
+    fields |= paired_change(task, reference, preds, targets, names, seed=recipe.seed)
+    fields["changed_examples"] = changed_examples(
+        task, reference, preds, targets, names, splits.eval.texts, (ref_conf, confidences)
+    )
+    return fields
+
+
 def _predictions(
     recipe: Recipe, task: Task, art: Artifact, splits: Splits, cache: ArtifactCache, progress: Progress, name: str
-) -> list[Any]:
-    """The task's predictions on the eval split (ONNX on the CPU EP); cached per artifact and data, as they
-    are deterministic."""
+) -> tuple[list[Any], list[float] | None]:
+    """The task's predictions on the eval split (ONNX on the CPU EP) and how sure each was; cached per
+    artifact and data, as they are deterministic."""
     key = cache_key({"artifact": art.key, "data": splits.fingerprint, "max_length": recipe.data.max_length})
-    cached = cache.read_json(f"predictions-{key[:32]}.json")
-    if isinstance(cached, list) and len(cached) == len(splits.eval):
+    # 'eval-' since predictions gained confidences: an older 'predictions-' entry holds no confidences
+    cached = cache.read_json(f"eval-{key[:32]}.json")
+    if isinstance(cached, dict) and len(cached.get("predictions") or []) == len(splits.eval):
         progress.log(f"  accuracy of {name}: cached predictions")
-        return cached
+        return cached["predictions"], cached.get("confidences")
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if art.format == "onnx":
@@ -132,9 +176,9 @@ def _predictions(
             model, tokenizer = _load_torch(art, task)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
     task.check_outputs(logits, splits.label_names, name)
-    out = task.predictions(logits)
-    cache.write_json(f"predictions-{key[:32]}.json", out)
-    return out
+    out, confidences = task.predictions(logits), task.confidences(logits)
+    cache.write_json(f"eval-{key[:32]}.json", {"predictions": out, "confidences": confidences})
+    return out, confidences
 
 
 def _subjects(build: BuildResult, splits: Splits, task: Task) -> list[Subject]:

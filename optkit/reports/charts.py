@@ -12,7 +12,13 @@ from typing import Any
 
 from optkit.reports.pareto import pareto_front
 
-__all__ = ["accuracy_latency_svg", "latency_distribution_svg", "measured_rows", "size_memory_svg"]
+__all__ = [
+    "accuracy_latency_svg",
+    "class_change_svg",
+    "latency_distribution_svg",
+    "measured_rows",
+    "size_memory_svg",
+]
 
 _FRONT = "#d62728"
 _OTHER = "#1f77b4"
@@ -171,5 +177,46 @@ def latency_distribution_svg(report: dict[str, Any], provider: str) -> str | Non
         ax.invert_yaxis()
         ax.set_xlabel(f"latency per run, ms (b{b}×s{s}, {provider}); black bar: 95% CI of the median")
         ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def class_change_svg(report: dict[str, Any]) -> str | None:
+    """Each class's change of recall and F1 against the baseline, in points, one bar per variant with its
+    95% interval: a bar whose whisker crosses zero is noise, one left of zero is a class that paid.
+
+    Variants that changed no eval prediction are left out (all their bars would be zero); None when
+    no variant has per-class figures or changed anything.
+    """
+    variants = [
+        (n, v)
+        for n, v in report["variants"].items()
+        if n != "baseline" and v.get("per_class") and v.get("changed_rows")
+    ]
+    if not variants:
+        return None
+    classes = list(variants[0][1]["per_class"])
+    plt = _pyplot()
+    height = 0.8 / len(variants)
+    fig, axes = plt.subplots(1, 2, figsize=(11, max(2.2, (0.32 * len(variants) + 0.25) * len(classes) + 1.2)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric, title in zip(axes, ("recall", "f1"), ("recall", "F1"), strict=True):
+        for j, (name, v) in enumerate(variants):
+            ys = [i - 0.4 + height * (j + 0.5) for i in range(len(classes))]
+            rows = [v["per_class"][c] for c in classes]
+            deltas = [100 * (r.get(f"{metric}_delta") or 0.0) for r in rows]
+            cis = [r.get(f"{metric}_delta_ci95") or [0.0, 0.0] for r in rows]
+            err = [
+                [d - 100 * ci[0] for d, ci in zip(deltas, cis, strict=True)],
+                [100 * ci[1] - d for d, ci in zip(deltas, cis, strict=True)],
+            ]
+            ax.barh(ys, deltas, height=height * 0.9, color=colors[j % len(colors)], label=name)
+            ax.errorbar(deltas, ys, xerr=err, fmt="none", ecolor="black", lw=1, capsize=2)
+        ax.axvline(0, color="#444", lw=0.8)
+        ax.set_yticks(range(len(classes)), [f"{c} (n={variants[0][1]['per_class'][c]['support']})" for c in classes])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"change of {title} vs baseline, points; whisker: 95% CI")
+        ax.grid(axis="x", alpha=0.3)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # beside, not over, the bars
     fig.tight_layout()
     return _svg(fig)

@@ -8,6 +8,8 @@ from optkit.recipe import GateSpec, Recipe
 
 __all__ = ["check_gates"]
 
+_METRIC_WORDS = {"f1": "F1", "recall": "recall"}
+
 
 def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per (variant, gate) with value, threshold and ``passed``."""
@@ -27,6 +29,10 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 value = v["agreement_with_baseline"]
                 passed = value >= threshold
                 text = f"agreement with baseline {value:.4f} (required {threshold:.4f})"
+            elif metric == "max_class_drop":
+                value, passed, text = _class_drop(v, threshold)
+            elif metric == "max_slice_drop":
+                value, passed, text = _slice_drop(v, threshold, evaluation)
             elif metric == "max_size_ratio":
                 value = v["size_ratio"]
                 passed = value <= threshold
@@ -51,6 +57,44 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 }
             )
     return out
+
+
+def _class_drop(variant: dict[str, Any], threshold: float) -> tuple[float | None, bool, str]:
+    """The worst-hit class's drop in recall or F1 (points), against the allowed drop; the class named."""
+    worst = variant.get("worst_class")
+    if worst is None:
+        return None, False, "no per-class figures to judge the worst class by (the task reports no classes)"
+    value = -worst["delta"] + 0.0  # no "-0.00"
+    passed = value <= threshold + 1e-12
+    ci = worst.get("ci95")
+    noise = f", 95% CI of the change {ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}" if ci else ""
+    text = (
+        f"worst class {worst['class']!r}: {_METRIC_WORDS.get(worst['metric'], worst['metric'])} drop "
+        f"{value * 100:+.2f} points{noise} (allowed {threshold * 100:.2f})"
+    )
+    return value, passed, text
+
+
+def _slice_drop(
+    variant: dict[str, Any], threshold: float, evaluation: dict[str, Any]
+) -> tuple[float | None, bool, str]:
+    """The worst slice group's drop of the primary metric, against the allowed drop; slice and group named."""
+    worst = variant.get("worst_slice")
+    if worst is None:
+        return None, False, "no slice figures to judge (evaluate.slices is empty)"
+    task = evaluation.get("task") or {}
+    primary = task.get("primary_metric", "accuracy")
+    higher = next((m["higher_is_better"] for m in task.get("metrics", []) if m["name"] == primary), True)
+    value = (-worst["delta"] if higher else worst["delta"]) + 0.0
+    passed = value <= threshold + 1e-12
+    ci = worst.get("ci95")
+    noise = f", 95% CI of the change {ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}" if ci else ""
+    small = ", too few rows to conclude" if worst.get("inconclusive") else ""
+    text = (
+        f"worst slice {worst['slice']}={worst['group']!r} ({worst['rows']} rows{small}): {primary} drop "
+        f"{value * 100:+.2f} points{noise} (allowed {threshold * 100:.2f})"
+    )
+    return value, passed, text
 
 
 def _merge(*specs: GateSpec | None) -> dict[str, float]:

@@ -9,7 +9,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from optkit.reports.charts import accuracy_latency_svg, latency_distribution_svg, measured_rows, size_memory_svg
+from optkit.reports.changes import changes_html
+from optkit.reports.charts import (
+    accuracy_latency_svg,
+    class_change_svg,
+    latency_distribution_svg,
+    measured_rows,
+    size_memory_svg,
+)
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.pareto import pareto_front
 from optkit.reports.recommend import recommendation_text
@@ -163,6 +170,7 @@ def render_html(report: dict[str, Any]) -> str:
         ):
             if chart:
                 parts.append(f'<div class="chart">{chart}</div>')
+    parts.append(changes_html(report, class_change_svg(report)))
     if report.get("gates"):
         items = "".join(
             f"<li><span class='{'pass' if g['passed'] else 'fail'}'>{'PASS' if g['passed'] else 'FAIL'}</span> "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
@@ -68,6 +69,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+    lines += changes_markdown(report)
     lines += structure_markdown(report)
     lines += _latency_detail(report)
     if report.get("notes"):

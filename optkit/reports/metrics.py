@@ -42,9 +42,10 @@ def metric_cells(report: dict[str, Any], name: str, variant: dict[str, Any], *, 
     """The cells under ``metric_headers`` for one variant; '–' where a variant has no such figure (bench)."""
     primary = primary_metric(report)
     delta = variant.get(f"{primary}_delta")
+    ci = variant.get(f"{primary}_delta_ci95")
     cells = [
         _value(variant.get(primary)),
-        "–" if name == "baseline" or delta is None else _delta(primary, delta),
+        "–" if name == "baseline" or delta is None else _delta(primary, delta) + (_interval(primary, ci) if ci else ""),
     ]
     if secondary:
         cells += [_value(variant.get(m["name"])) for m in task_block(report)["metrics"][1:]]
@@ -58,6 +59,11 @@ def delta_text(metric: str, x: float) -> str:
 
 def _value(x: float | None) -> str:
     return "–" if x is None else f"{x:.4f}"
+
+
+def _interval(metric: str, ci: list[float]) -> str:
+    """The change's paired 95% interval beside it: `` [-0.61…+0.15]``."""
+    return f" [{_delta(metric, ci[0])}…{_delta(metric, ci[1])}]"
 
 
 def _delta(metric: str, x: float) -> str:

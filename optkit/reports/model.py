@@ -18,7 +18,8 @@ from optkit.reports.schema import validate_report
 __all__ = ["REPORT_SCHEMA_VERSION", "Report", "ReportError", "check_report"]
 
 # 2: latency CIs and samples, provider placement, graph census per variant, 'kind' (see report.schema.json)
-REPORT_SCHEMA_VERSION = 2
+# 3: paired intervals of each variant's change, McNemar p, per-class metrics, changed rows, eval predictions
+REPORT_SCHEMA_VERSION = 3
 
 _OPEN = ConfigDict(extra="allow")
 

@@ -8,7 +8,7 @@ from optkit.evaluate.contention import busy_note
 from optkit.recipe import Recipe
 from optkit.reports.compression import sparsity_notes
 
-__all__ = ["run_notes"]
+__all__ = ["gate_noise_notes", "run_notes"]
 
 
 def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
@@ -37,4 +37,33 @@ def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
                 f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
                 f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
             )
-    return notes + sparsity_notes(report)
+    return notes + sparsity_notes(report) + gate_noise_notes(report)
+
+
+def gate_noise_notes(report: dict[str, Any]) -> list[str]:
+    """A gate keeps its absolute threshold, but where the allowed change lies inside the 95% interval of
+    the measured change, another sample of eval rows could have decided it the other way: say so."""
+    notes = []
+    for g in report.get("gates") or []:
+        v = report["variants"].get(g["variant"]) or {}
+        if g["gate"] == "max_accuracy_drop":
+            ci, delta, what = v.get("accuracy_delta_ci95"), v.get("accuracy_delta"), "accuracy"
+        elif g["gate"] == "max_class_drop" and v.get("worst_class"):
+            worst = v["worst_class"]
+            ci, delta = worst.get("ci95"), worst["delta"]
+            what = f"class {worst['class']!r} {'F1' if worst['metric'] == 'f1' else worst['metric']}"
+        elif g["gate"] == "max_slice_drop" and v.get("worst_slice"):
+            worst = v["worst_slice"]
+            ci, delta, what = worst.get("ci95"), worst["delta"], f"slice {worst['slice']}={worst['group']!r}"
+        else:
+            continue
+        allowed = -g["threshold"]
+        if not ci or delta is None or not ci[0] <= allowed <= ci[1]:
+            continue
+        notes.append(
+            f"{g['variant']}: the {g['gate']} gate {'passed' if g['passed'] else 'failed'} on the {what} change of "
+            f"{delta * 100:+.2f} points, but the limit ({allowed * 100:+.2f}) lies inside the change's 95% interval "
+            f"({ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}): on another sample of eval rows the gate could decide the "
+            f"other way. More eval rows narrow the interval."
+        )
+    return notes

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["load_schema", "validate_report"]
 
-_FILES = {1: "report-v1.schema.json", 2: "report.schema.json"}
+_FILES = {1: "report-v1.schema.json", 2: "report-v2.schema.json", 3: "report.schema.json"}
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class Split:
     texts: list[str]
     labels: list[Any]  # the task's targets: class ids for a classifier
     rows: list[int] = field(default_factory=list)  # position among the usable rows: texts can repeat, rows cannot
+    columns: dict[str, list[str]] = field(default_factory=dict)  # other data columns asked for (slices), as text
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -39,10 +41,14 @@ class Splits:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_splits(spec: DataSpec, seed: int, task: Task | str = "text-classification") -> Splits:
+def load_splits(
+    spec: DataSpec, seed: int, task: Task | str = "text-classification", columns: Sequence[str] = ()
+) -> Splits:
     """Read ``spec.source``, let the task read its targets, and cut train / calibration / eval.
 
-    Splits are seeded, and stratified by what the task says (class ids for a classifier).
+    Splits are seeded, and stratified by what the task says (class ids for a classifier). ``columns``
+    are other columns to carry along (as text, missing values as '(missing)'); they never drop a row
+    and are not part of the fingerprint, so naming a slice column keeps every cache entry valid.
     """
     import numpy as np
 
@@ -56,12 +62,20 @@ def load_splits(spec: DataSpec, seed: int, task: Task | str = "text-classificati
             )
     if len(frame) == 0:
         raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
-    frame = frame[[spec.text, spec.label]].dropna()
+    extra = [c for c in dict.fromkeys(columns) if c not in (spec.text, spec.label)]
+    absent = [c for c in extra if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"evaluate.slices: column {absent[0]!r} is not in {where} (columns: "
+            f"{', '.join(map(str, frame.columns))}); name a column, or a built-in slice (length, label)"
+        )
+    frame = frame[[spec.text, spec.label, *extra]].dropna(subset=[spec.text, spec.label])
     frame = frame[frame[spec.text].astype(str).str.strip() != ""]
     targets = task.targets(frame[spec.label], spec, where)
     frame = frame[targets.keep]
     label_names = targets.names
     texts = frame[spec.text].astype(str).tolist()
+    carried = {c: frame[c].astype(object).where(frame[c].notna(), "(missing)").astype(str).tolist() for c in extra}
     values = targets.values
     strata = np.asarray(targets.strata if targets.strata is not None else [0] * len(texts))
     rng = np.random.default_rng(seed)
@@ -82,7 +96,12 @@ def load_splits(spec: DataSpec, seed: int, task: Task | str = "text-classificati
     cal_idx, _ = _stratified_take(strata, train_idx, n_cal, rng)
 
     def pick(idx: Any) -> Split:
-        return Split([texts[i] for i in idx], [values[i] for i in idx], [int(i) for i in idx])
+        return Split(
+            [texts[i] for i in idx],
+            [values[i] for i in idx],
+            [int(i) for i in idx],
+            {c: [col[i] for i in idx] for c, col in carried.items()},
+        )
 
     cut = {
         "seed": seed,

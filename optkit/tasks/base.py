@@ -48,6 +48,11 @@ class Task:
         return next(iter(self.metrics))
 
     @property
+    def has_classes(self) -> bool:
+        """Whether the task reports per-class metrics (it implements ``class_metrics``)."""
+        return type(self).class_metrics is not Task.class_metrics
+
+    @property
     def data_identity(self) -> dict[str, Any]:
         """What the task adds to the data's key: the same rows read by two tasks are two data sets."""
         return {"task": self.name}
@@ -96,3 +101,34 @@ class Task:
     def agreement(self, predictions: Sequence[Any], reference: Sequence[Any]) -> float:
         """Share of examples on which two models agree (a compressed variant and its baseline)."""
         raise NotImplementedError
+
+    # Optional hooks: a task that leaves them as they are gets no interval, no per-class table and no
+    # confidences in its report, and everything else works the same.
+
+    def row_scores(self, predictions: Sequence[Any], targets: Sequence[Any]) -> list[float] | None:
+        """Each eval row's share of the primary metric, whose mean over the rows *is* the primary metric
+        (1/0 correctness for accuracy, squared error for MSE); None when the metric is not such a mean.
+
+        This is what the paired bootstrap resamples to put an interval on a variant's change.
+        """
+        return None
+
+    def confidences(self, outputs: Any) -> list[float] | None:
+        """How sure the model was of each prediction (top class probability), or None; shown beside
+        the rows whose prediction changed."""
+        return None
+
+    def prediction_label(self, prediction: Any, names: Sequence[str]) -> str:
+        """One prediction as a reader should see it (a class name rather than its id)."""
+        return str(prediction)
+
+    def class_metrics(
+        self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str], weights: Any = None
+    ) -> dict[str, dict[str, Any]] | None:
+        """Per-class metrics ({class: {metric: value}}), or None for tasks without classes.
+
+        ``weights`` is None (each row counted once: plain floats) or a (resamples x rows) matrix of
+        bootstrap multiplicities: then every value is an array with one entry per resample, so the
+        harness gets intervals without the task knowing about bootstraps.
+        """
+        return None

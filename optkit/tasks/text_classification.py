@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from optkit.recipe import DataSpec, Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["TextClassification", "classification_scores"]
+__all__ = ["TextClassification", "classification_scores", "per_class_metrics"]
 
 
 @register_task
@@ -156,6 +156,24 @@ class TextClassification(Task):
     def agreement(self, predictions: Sequence[Any], reference: Sequence[Any]) -> float:
         return sum(a == b for a, b in zip(predictions, reference, strict=True)) / len(predictions)
 
+    def row_scores(self, predictions: Sequence[Any], targets: Sequence[Any]) -> list[float]:
+        return [1.0 if p == y else 0.0 for p, y in zip(predictions, targets, strict=True)]
+
+    def confidences(self, outputs: Any) -> list[float]:
+        import numpy as np
+
+        logits = np.asarray(outputs, dtype=np.float64)
+        shifted = np.exp(logits - logits.max(-1, keepdims=True))  # softmax without overflow
+        return [round(float(p), 4) for p in (shifted / shifted.sum(-1, keepdims=True)).max(-1)]
+
+    def prediction_label(self, prediction: Any, names: Sequence[str]) -> str:
+        return names[prediction] if isinstance(prediction, int) and 0 <= prediction < len(names) else str(prediction)
+
+    def class_metrics(
+        self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str], weights: Any = None
+    ) -> dict[str, dict[str, Any]]:
+        return per_class_metrics(predictions, targets, names, weights)
+
 
 def classification_scores(preds: Sequence[int], labels: Sequence[int], n_classes: int) -> dict[str, float]:
     """Accuracy and macro-F1 (the unweighted mean of per-class F1, so a small class counts as much)."""
@@ -167,6 +185,40 @@ def classification_scores(preds: Sequence[int], labels: Sequence[int], n_classes
         fn = sum(p != c and y == c for p, y in zip(preds, labels, strict=True))
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return {"accuracy": correct / len(labels) if labels else 0.0, "macro_f1": sum(f1s) / n_classes}
+
+
+def per_class_metrics(
+    preds: Sequence[int], labels: Sequence[int], names: Sequence[str], weights: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Precision, recall, F1 and support of each class; with bootstrap ``weights`` (resamples x rows),
+    arrays over the resamples.
+
+    All counts come from one product of the weights with the rows' tp/fp/fn indicators. A class
+    absent from a resample (possible for a rare class) has no recall there: NaN, which the interval
+    ignores, rather than a made-up 0.
+    """
+    import numpy as np
+
+    p, y = np.asarray(preds), np.asarray(labels)
+    k = len(names)
+    onehot_p = p[:, None] == np.arange(k)  # rows x classes
+    onehot_y = y[:, None] == np.arange(k)
+    indicators = np.concatenate([onehot_p & onehot_y, onehot_p & ~onehot_y, ~onehot_p & onehot_y], axis=1)
+    w = np.ones((1, len(p))) if weights is None else np.asarray(weights)
+    counts = w @ indicators.astype(w.dtype)  # resamples x 3k
+    tp, fp, fn = counts[:, :k], counts[:, k : 2 * k], counts[:, 2 * k :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)  # never predicted: precision 0, as sklearn
+        recall = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        f1 = np.where(tp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+    out: dict[str, dict[str, Any]] = {}
+    for c, name in enumerate(names):
+        values = {"precision": precision[:, c], "recall": recall[:, c], "f1": f1[:, c], "support": tp[:, c] + fn[:, c]}
+        if weights is None:
+            values = {m: float(v[0]) for m, v in values.items()}
+            values["support"] = int(values["support"])
+        out[str(name)] = values
+    return out
 
 
 def _with_head(path: Path, names: list[str], trust_remote_code: bool, log: Callable[[str], None]) -> Any:

@@ -3,11 +3,20 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from optkit.errors import RecipeError
 from optkit.evaluate.latency import time_interleaved, warm_up
-from optkit.evaluate.stats import bootstrap_median_ci, summarize
+from optkit.evaluate.stats import (
+    _log_binomial_tail,
+    bootstrap_median_ci,
+    mcnemar_exact_p,
+    paired_bootstrap_delta,
+    resample_weights,
+    summarize,
+    verdict,
+)
 from optkit.recipe import EvaluateSpec, recipe_from_dict
 
 
@@ -130,3 +139,74 @@ def test_summary_figures_match_the_textbook_definitions() -> None:
     assert not summarize(xs, 4, noisy_cv=s["robust_cv"])["noisy"] and summarize(xs, 4, noisy_cv=0.12)["noisy"]
     with pytest.raises(ValueError, match=r"^no latency samples$"):
         summarize([], batch=1)
+
+
+def _paired_scores(n: int, lost: int, gained: int) -> tuple[list[float], list[float]]:
+    """Baseline and variant 1/0 correctness on ``n`` rows: ``lost`` rows only the baseline gets right,
+    ``gained`` only the variant; the rest agree (80% of them right for both)."""
+    ref, cand = [], []
+    for i in range(n):
+        if i < lost:
+            ref.append(1.0), cand.append(0.0)
+        elif i < lost + gained:
+            ref.append(0.0), cand.append(1.0)
+        else:
+            both = 1.0 if i % 5 else 0.0
+            ref.append(both), cand.append(both)
+    return ref, cand
+
+
+def test_mcnemar_exact_p_matches_hand_computed_binomial_tails() -> None:
+    # b=1, c=6: 2 * (C(7,0) + C(7,1)) / 2^7 = 2 * 8 / 128
+    assert mcnemar_exact_p(1, 6) == pytest.approx(0.125, abs=1e-15)
+    assert mcnemar_exact_p(6, 1) == mcnemar_exact_p(1, 6)  # two-sided: symmetric
+    # b=2, c=10: 2 * (1 + 12 + 66) / 4096
+    assert mcnemar_exact_p(2, 10) == pytest.approx(158 / 4096, abs=1e-15)
+    assert mcnemar_exact_p(0, 5) == pytest.approx(2 / 32)
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(7, 7) == 1.0  # capped at 1
+    # the log-space sum used past 20,000 discordant rows agrees with the exact integers, and joins them
+    assert 2 * math.exp(_log_binomial_tail(1500, 700)) == pytest.approx(mcnemar_exact_p(700, 800), rel=1e-9)
+    assert 2 * math.exp(_log_binomial_tail(20_000, 9_900)) == pytest.approx(mcnemar_exact_p(9_900, 10_100), rel=1e-9)
+    assert 0 < mcnemar_exact_p(10_000, 10_500) < mcnemar_exact_p(10_100, 10_400) < 1
+    with pytest.raises(ValueError, match="0 or more"):
+        mcnemar_exact_p(-1, 3)
+
+
+def test_the_issue_case_a_quarter_point_drop_on_2562_rows_is_within_noise() -> None:
+    """Issue 11's case: 0.984 agreement on 2,562 rows (41 rows differ), -0.23 points: noise, not a loss.
+
+    For 1/0 scores the paired delta's standard error is sqrt((d/n - delta^2) / n) with d the discordant
+    rows; the percentile bootstrap must match the normal interval delta +- 1.96 SE to a few hundredths of a point.
+    """
+    n, lost, gained = 2562, 23, 17  # 40 discordant rows, 6 net losses: -0.234 points
+    ref, cand = _paired_scores(n, lost, gained)
+    delta = (gained - lost) / n
+    se = math.sqrt(((lost + gained) / n - delta**2) / n)
+    lo, hi = paired_bootstrap_delta(ref, cand, seed=42)
+    assert lo == pytest.approx(delta - 1.96 * se, abs=0.0004) and hi == pytest.approx(delta + 1.96 * se, abs=0.0004)
+    assert lo < 0 < hi and verdict((lo, hi)) == "within noise"
+    assert mcnemar_exact_p(lost, gained) == pytest.approx(0.430, abs=0.001)
+    assert paired_bootstrap_delta(ref, cand, seed=42) == (lo, hi)  # seeded: reproducible
+
+
+def test_a_real_loss_is_beyond_noise_and_the_interval_narrows_with_rows() -> None:
+    ref, cand = _paired_scores(2000, 60, 10)
+    lo, hi = paired_bootstrap_delta(ref, cand, seed=1)
+    assert lo < -50 / 2000 < hi < 0 and verdict((lo, hi)) == "a loss beyond noise"
+    assert verdict((lo, hi), higher_is_better=False) == "a gain beyond noise"  # for an error metric
+    big_ref, big_cand = _paired_scores(8000, 240, 40)  # same rates, 4x the rows: half the width
+    blo, bhi = paired_bootstrap_delta(big_ref, big_cand, seed=1)
+    assert (bhi - blo) == pytest.approx((hi - lo) / 2, rel=0.15)
+    assert blo < -200 / 8000 < bhi
+
+
+def test_resample_weights_draw_n_rows_each_and_chunk_identically() -> None:
+    chunks = list(resample_weights(5000, resamples=2000, seed=3))
+    assert len(chunks) > 1  # 10M cells: split to bound memory
+    weights = np.concatenate(chunks)
+    assert weights.shape == (2000, 5000) and (weights.sum(axis=1) == 5000).all()
+    again = np.concatenate(list(resample_weights(5000, resamples=2000, seed=3)))
+    assert (weights == again).all()
+    assert paired_bootstrap_delta([1.0] * 10, [1.0] * 10) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_bootstrap_delta([1.0, 0.0], [1.0])

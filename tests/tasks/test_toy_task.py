@@ -72,6 +72,9 @@ class TextRegression(Task):
         close = [abs(a - b) <= 0.05 for a, b in zip(predictions, reference, strict=True)]
         return sum(close) / len(close)
 
+    def row_scores(self, predictions: Sequence[Any], targets: Sequence[Any]) -> list[float]:
+        return [(p - y) ** 2 for p, y in zip(predictions, targets, strict=True)]  # their mean is the MSE
+
 
 @pytest.fixture
 def regression_task(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -129,6 +132,10 @@ def test_a_task_from_outside_runs_end_to_end(
     assert abs(v["fp32-onnx"]["mse"] - v["baseline"]["mse"]) < 1e-6
     assert v["fp32-onnx"]["mse_delta"] == pytest.approx(v["fp32-onnx"]["mse"] - v["baseline"]["mse"])
     assert "accuracy" not in v["int8-dynamic"] and v["int8-dynamic"]["mae"] >= 0
+    # the interval needs only the task's row scores: no McNemar (not right/wrong), no classes
+    lo, hi = v["int8-dynamic"]["mse_delta_ci95"]
+    assert lo <= v["int8-dynamic"]["mse_delta"] <= hi and v["int8-dynamic"]["mse_delta_verdict"]
+    assert "mcnemar_p" not in v["int8-dynamic"] and "per_class" not in v["int8-dynamic"]
     assert all(g["passed"] for g in report["gates"])
     markdown = (tmp_path / "out" / "tiny" / "report.md").read_text()
     assert "| variant | runtime | mse | Δ mse | mae | agree |" in markdown
