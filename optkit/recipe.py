@@ -25,6 +25,7 @@ from optkit.provider_names import ort_provider_name, unknown_provider_message
 from optkit.tasks import get_task
 
 __all__ = [
+    "CompareSpec",
     "DataSpec",
     "EvaluateSpec",
     "GateSpec",
@@ -249,6 +250,25 @@ class GateSpec(BaseModel):
     )
 
 
+class CompareSpec(BaseModel):
+    """Limits for ``optkit run --baseline``: how far this run may move from a stored baseline report.
+
+    They live in the recipe so that the CI command is one line and the limits are reviewed with
+    the recipe; ``optkit compare`` and ``run``'s flags override them. None means compare's default.
+    """
+
+    model_config = _STRICT
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed accuracy drop vs the baseline report, as a fraction (0.01)."
+    )
+    max_latency_regression: float | None = Field(
+        None, ge=0, description="Largest allowed p50 slow-down beyond both runs' 95% intervals (0.10 = 10%)."
+    )
+    max_memory_regression: float | None = Field(
+        None, ge=0, description="Largest allowed peak-memory growth vs the baseline report (0.10 = 10%)."
+    )
+
+
 class ReportSpec(BaseModel):
     model_config = _STRICT
     formats: list[Literal["json", "md", "html", "junit"]] = Field(
@@ -259,6 +279,9 @@ class ReportSpec(BaseModel):
     )
     gates: dict[str, GateSpec] = Field(
         default_factory=dict, description="Gates per variant name; '*' applies to every variant."
+    )
+    compare: CompareSpec = Field(
+        default_factory=CompareSpec, description="Limits against a stored baseline report (optkit run --baseline)."
     )
 
 
