@@ -98,6 +98,14 @@ def test_accuracy_memory_and_missing_rows_read_in_words() -> None:
     assert "baseline cpu b8×s128: measured in the baseline but missing from this run" in lines
 
 
+def test_small_and_mid_figures_keep_their_digits() -> None:
+    tiny = {"variant": "v", "item": "v cpu b1×s16", "metric": "p50 latency", "batch": 1, "seq": 16}
+    tiny.update(base=0.0803, new=24.0, change=24.0 / 0.0803 - 1, allowed=2.0, passed=False)
+    assert check_line(tiny) == "v: p50 at b1×s16 24.0 ms vs 0.080 ms, +29788% (allowed +200% beyond noise)"
+    tiny.update(base=4.712, new=5.5, change=5.5 / 4.712 - 1, provider="cuda")
+    assert check_line(tiny, show_provider=True).startswith("v: p50 at b1×s16 on cuda 5.50 ms vs 4.71 ms, +17%")
+
+
 def test_an_unchanged_run_passes_and_the_details_follow_the_summary() -> None:
     base = _report()
     result = _comparison(base, base)

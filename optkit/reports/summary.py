@@ -33,12 +33,19 @@ def check_line(check: dict[str, Any], *, show_provider: bool = False) -> str:
         where += f" on {check['provider']}"
     unit = _UNITS.get(check["metric"], "")
     metric = "p50" if check["metric"] == "p50 latency" else check["metric"]
-    fmt = "{:.1f}" if unit == "ms" else "{:.0f}"
     beyond = " beyond noise" if check["metric"] == "p50 latency" else ""
     return (
-        f"{variant}: {metric} at {where} {fmt.format(check['new'])} {unit} vs {fmt.format(check['base'])} {unit}, "
+        f"{variant}: {metric} at {where} {_figure(check['new'], unit)} vs {_figure(check['base'], unit)}, "
         f"{check['change'] * 100:+.0f}% (allowed +{check['allowed'] * 100:.0f}%{beyond})"
     )
+
+
+def _figure(value: float, unit: str) -> str:
+    """Three significant digits or so: 38.2 ms, 4.71 ms, 0.083 ms (a tiny model's 0.08 ms is not "0.1"); whole MB."""
+    if unit != "ms":
+        return f"{value:.0f} {unit}".rstrip()
+    digits = 1 if value >= 10 else 2 if value >= 1 else 3
+    return f"{value:.{digits}f} ms"
 
 
 def render_ci_summary(report: dict[str, Any], comparison: dict[str, Any]) -> str:
