@@ -55,12 +55,65 @@ def cli(ctx: click.Context, debug: bool) -> None:
     is_flag=True,
     help="Fail (exit 2) when a provider in evaluate.providers is missing or its nodes mostly fall back to CPU.",
 )
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="After the run, compare with this stored report; write comparison.json/.md/.xml beside the report; "
+    "exit 1 on a regression.",
+)
+@click.option("--max-accuracy-drop", help="With --baseline: allowed accuracy drop. Default: report.compare, else 1%.")
+@click.option(
+    "--max-latency-regression", help="With --baseline: allowed p50 slow-down beyond noise. Default: recipe, else 10%."
+)
+@click.option("--max-memory-regression", help="With --baseline: allowed peak RSS growth. Default: recipe, else 10%.")
+@click.option("--allow-env-mismatch", is_flag=True, help="With --baseline: compare a baseline from another CPU anyway.")
+@click.option(
+    "--summary-file",
+    envvar="GITHUB_STEP_SUMMARY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --baseline: append the Markdown verdict here. Default: $GITHUB_STEP_SUMMARY when set.",
+)
 @click.pass_context
-def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: bool, strict_providers: bool) -> None:
-    """Run RECIPE: build every variant, evaluate, write reports, check gates."""
+def run(
+    ctx: click.Context,
+    recipe: Path,
+    output: Path,
+    workspace: Path,
+    force: bool,
+    strict_providers: bool,
+    baseline: Path | None,
+    max_accuracy_drop: str | None,
+    max_latency_regression: str | None,
+    max_memory_regression: str | None,
+    allow_env_mismatch: bool,
+    summary_file: Path | None,
+) -> None:
+    """Run RECIPE: build every variant, evaluate, write reports, check gates (and compare with --baseline).
+
+    Exit 0 when every gate passed (and nothing regressed against --baseline), 1 when a gate failed or
+    a figure regressed beyond its limit and the noise, 2 on bad input, including a baseline measured
+    on another kind of CPU (refused, not failed; the report is still written).
+    """
     from optkit.api import run_recipe
     from optkit.progress import Progress
 
+    limits = {
+        "max_accuracy_drop": max_accuracy_drop,
+        "max_latency_regression": max_latency_regression,
+        "max_memory_regression": max_memory_regression,
+    }
+    given = [f"--{k.replace('_', '-')}" for k, v in limits.items() if v is not None]
+    if allow_env_mismatch:
+        given.append("--allow-env-mismatch")
+    if ctx.get_parameter_source("summary_file") == click.core.ParameterSource.COMMANDLINE:
+        given.append("--summary-file")
+    if given and baseline is None:
+        raise click.UsageError(f"{', '.join(given)} only make(s) sense with --baseline BASE.json")
+    if baseline is not None:
+        _run_with_baseline(
+            ctx, recipe, output, workspace, force, strict_providers, baseline, limits, allow_env_mismatch, summary_file
+        )
+        return
     progress = Progress()
     with _errors(ctx):
         outcome = run_recipe(
@@ -71,6 +124,81 @@ def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: 
             progress=progress,
             strict_providers=strict_providers,
         )
+    _print_run(outcome, progress)
+    if not outcome.passed:
+        failed = sum(not g["passed"] for g in outcome.report["gates"])
+        click.echo(f"error: {failed} gate(s) failed; see above", err=True)
+        sys.exit(1)
+
+
+def _run_with_baseline(
+    ctx: click.Context,
+    recipe: Path,
+    output: Path,
+    workspace: Path,
+    force: bool,
+    strict_providers: bool,
+    baseline: Path,
+    limits: dict[str, str | None],
+    allow_env_mismatch: bool,
+    summary_file: Path | None,
+) -> None:
+    from optkit.ci import append_summary, run_against_baseline
+    from optkit.compare import parse_fraction
+    from optkit.progress import Progress
+
+    progress = Progress()
+    with _errors(ctx):
+        overrides = {k: None if v is None else parse_fraction(v) for k, v in limits.items()}
+        outcome = run_against_baseline(
+            recipe,
+            baseline,
+            output=output,
+            workspace=workspace,
+            force=force,
+            progress=progress,
+            strict_providers=strict_providers,
+            overrides=overrides,
+            allow_env_mismatch=allow_env_mismatch,
+        )
+        if summary_file is not None:
+            append_summary(summary_file, outcome.step_summary)
+    _print_run(outcome.run, progress)
+    for p in outcome.paths:
+        click.echo(f"wrote {p}")
+    if summary_file is not None:
+        click.echo(f"appended the summary to {summary_file}")
+    click.echo("")
+    click.echo(outcome.summary, nl=False)
+    comparison = outcome.comparison
+    if comparison["status"] == "refused":
+        click.echo(
+            f"error: refusing to compare with {str(baseline)!r}: {comparison['refused']}. Promote this run's report "
+            f"as the baseline for this machine type, or pass --allow-env-mismatch to compare anyway.",
+            err=True,
+        )
+    for c in comparison["checks"]:
+        if not c["passed"]:
+            click.echo(f"FAIL {c['message']}", err=True)
+    if outcome.exit_code:
+        click.echo(f"error: {_verdict_line(comparison)}", err=True)
+    sys.exit(outcome.exit_code)
+
+
+def _verdict_line(comparison: dict) -> str:  # type: ignore[type-arg]
+    parts = []
+    if not comparison["gates_passed"]:
+        parts.append("gate(s) failed")
+    regressions = sum(not c["passed"] for c in comparison["checks"])
+    if regressions:
+        parts.append(f"{regressions} regression(s) beyond thresholds and noise")
+    if comparison["status"] == "refused":
+        parts.append("baseline refused (another machine)")
+    return "; ".join(parts)
+
+
+def _print_run(outcome, progress) -> None:  # type: ignore[no-untyped-def]
+    """The run's tables, gates, notes and files, as ``optkit run`` always printed them."""
     _print_tables(outcome.report, progress)
     for g in outcome.report["gates"]:
         mark = "[green]PASS[/]" if g["passed"] else "[red]FAIL[/]"
@@ -81,11 +209,53 @@ def run(ctx: click.Context, recipe: Path, output: Path, workspace: Path, force: 
         click.echo(f"wrote {p}")
     if outcome.packages:
         click.echo(f"packages: {', '.join(str(p) for p in outcome.packages)}")
-    _print_recommendation(outcome.report, output)
-    if not outcome.passed:
-        failed = sum(not g["passed"] for g in outcome.report["gates"])
-        click.echo(f"error: {failed} gate(s) failed; see above", err=True)
-        sys.exit(1)
+    _print_recommendation(outcome.report, outcome.packages)
+
+
+@cli.group()
+def baseline() -> None:
+    """Keep the stored baseline report that `optkit run --baseline` compares with."""
+
+
+@baseline.command("update")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where `optkit run` wrote the reports: OUTPUT/<recipe name>/report.json is promoted.",
+)
+@click.option(
+    "--to",
+    "dest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Baseline file to write. Default: baselines/<recipe name>.json.",
+)
+@click.pass_context
+def baseline_update(ctx: click.Context, recipe: Path, output: Path, dest: Path | None) -> None:
+    """Promote RECIPE's latest report to its baseline; refused (exit 2) if a gate failed or the recipe changed."""
+    from optkit.ci import update_baseline
+
+    with _errors(ctx):
+        report_path, target, report = update_baseline(recipe, output=output, dest=dest)
+    click.echo(f"promoted {report_path} (finished {report.get('finished')}) to {target}")
+
+
+@baseline.command("promote")
+@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--to", "-o", "dest", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Baseline file to write."
+)
+@click.pass_context
+def baseline_promote(ctx: click.Context, report: Path, dest: Path) -> None:
+    """Copy REPORT (a report.json whose gates passed) to the baseline file, atomically."""
+    from optkit.ci import promote_report
+
+    with _errors(ctx):
+        data = promote_report(report, dest)
+    click.echo(f"promoted {report} (finished {data.get('finished')}) to {dest}")
 
 
 @cli.command()
@@ -337,12 +507,12 @@ class _errors:
         return False
 
 
-def _print_recommendation(report: dict, output: Path) -> None:  # type: ignore[type-arg]
+def _print_recommendation(report: dict, packages: list[Path]) -> None:  # type: ignore[type-arg]
     """The run's last word: which variant to ship, why, and where its package is."""
     rec = report.get("recommended") or {}
     if rec.get("variant"):
-        where = f" -> {output / report['recipe']['name'] / rec['package']}" if rec.get("package") else " (not packaged)"
-        click.echo(f"recommended: {rec['variant']}{where}")
+        folder = next((p for p in packages if p.name == rec["variant"]), None)
+        click.echo(f"recommended: {rec['variant']}" + (f" -> {folder}" if folder else " (not packaged)"))
     else:
         click.echo("recommended: none")
     click.echo(f"  {rec.get('reason', 'no recommendation in this report')}")

@@ -136,7 +136,8 @@ def compare_reports(
     """Match variants and shapes, and return ``{"checks": [...], "passed": bool, "notes": [...]}``.
 
     Each check has ``item``, ``metric``, ``base``, ``new``, ``change``, ``allowed``, ``passed`` and
-    a ``message``. Rows measured in BASE but missing from NEW fail: a gate cannot pass on a
+    a ``message``, and the row it is about as ``variant`` (and ``provider``, ``batch``, ``seq`` for
+    speed and memory). Rows measured in BASE but missing from NEW fail: a gate cannot pass on a
     figure that was not taken.
     """
     notes = _environment_notes(base, new, allow_env_mismatch)
@@ -208,7 +209,7 @@ def _accuracy_checks(
     for name, vb in base["variants"].items():
         vn = new["variants"].get(name)
         if vn is None:
-            checks.append(_missing(name, "variant"))
+            checks.append(_missing(name, "variant") | {"variant": name})
             continue
         if "accuracy" not in vb or "accuracy" not in vn:
             continue  # bench reports measure speed and memory only
@@ -230,7 +231,7 @@ def _accuracy_checks(
             drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
             f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points{noise}; "
             f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
-        )
+        ) | {"variant": name}
         checks.append(check | paired)
     for name in new["variants"]:
         if name not in base["variants"]:
@@ -304,13 +305,13 @@ def _speed_and_memory_checks(
         rn = rows_new.get(key)
         if rn is None:
             if key[0] in new["variants"]:
-                checks.append(_missing(_label(key), "latency"))
+                checks.append(_missing(_label(key), "latency") | _where(key))
             continue
         check, exact, busier = _latency_check(rb, rn, key, thresholds)
-        checks.append(check)
+        checks.append(check | _where(key))
         approx |= not exact
         machine_suspects += busier
-        checks += _memory_checks(rb, rn, key, thresholds)
+        checks += [c | _where(key) for c in _memory_checks(rb, rn, key, thresholds)]
     return checks, approx, machine_suspects
 
 
@@ -380,6 +381,11 @@ def _busier(rb: dict[str, Any], rn: dict[str, Any]) -> str:
         return ""
     base = f"{other_b:.0%}" if other_b is not None else "not recorded"
     return f"; but other processes used {other_n:.0%} of the CPUs while NEW was timed (BASE {base}): likely the machine"
+
+
+def _where(key: tuple[str, str, int, int]) -> dict[str, Any]:
+    """The row a check is about, as fields: a CI summary names it without parsing ``item``."""
+    return {"variant": key[0], "provider": key[1], "batch": key[2], "seq": key[3]}
 
 
 def _check(

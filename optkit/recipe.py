@@ -26,6 +26,7 @@ from optkit.tasks import get_task
 
 __all__ = [
     "BUILTIN_SLICES",
+    "CompareSpec",
     "DataSpec",
     "EvaluateSpec",
     "GateSpec",
@@ -306,6 +307,25 @@ class SelectSpec(BaseModel):
     )
 
 
+class CompareSpec(BaseModel):
+    """Limits for ``optkit run --baseline``: how far this run may move from a stored baseline report.
+
+    They live in the recipe so that the CI command is one line and the limits are reviewed with
+    the recipe; ``optkit compare`` and ``run``'s flags override them. None means compare's default.
+    """
+
+    model_config = _STRICT
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed accuracy drop vs the baseline report, as a fraction (0.01)."
+    )
+    max_latency_regression: float | None = Field(
+        None, ge=0, description="Largest allowed p50 slow-down beyond both runs' 95% intervals (0.10 = 10%)."
+    )
+    max_memory_regression: float | None = Field(
+        None, ge=0, description="Largest allowed peak-memory growth vs the baseline report (0.10 = 10%)."
+    )
+
+
 class ReportSpec(BaseModel):
     model_config = _STRICT
     formats: list[Literal["json", "md", "html", "junit"]] = Field(
@@ -324,6 +344,9 @@ class ReportSpec(BaseModel):
     )
     select: SelectSpec = Field(
         default_factory=SelectSpec, description="How the recommended variant is chosen (see report.select.*)."
+    )
+    compare: CompareSpec = Field(
+        default_factory=CompareSpec, description="Limits against a stored baseline report (optkit run --baseline)."
     )
 
 

@@ -9,6 +9,11 @@ has written its files into the temporary folder but before the cache entry is co
 nothing when the variable is unset, which is always the case outside the test suite. With
 ``OPTKIT_TEST_RESUME_FILE=<path>`` as well, the pause ends as soon as that file exists, so a test
 can hold a run exactly until another process has reached the point it is testing.
+
+``OPTKIT_TEST_SLOW_VARIANT=<variant>:<milliseconds>`` makes every timed call of that variant's
+ONNX session sleep that long first: a variant that is really slower in the measured run, so the
+CI examples' test can show a regression end to end without editing any stored figure. Only the
+timing loop sees it; accuracy, memory and the built artifacts are untouched.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from optkit.interrupts import check
 
-__all__ = ["PAUSE_ENV", "RESUME_ENV", "pause_point"]
+__all__ = ["PAUSE_ENV", "RESUME_ENV", "SLOW_ENV", "pause_point", "slowed"]
 
 PAUSE_ENV = "OPTKIT_TEST_PAUSE_AT"
 RESUME_ENV = "OPTKIT_TEST_RESUME_FILE"
+SLOW_ENV = "OPTKIT_TEST_SLOW_VARIANT"
 
 
 def pause_point(stage: str) -> None:
@@ -41,3 +49,20 @@ def pause_point(stage: str) -> None:
         if resume and os.path.exists(resume):
             return
         time.sleep(min(left, 0.1))
+
+
+def slowed(variant: str, run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run``, or ``run`` preceded by a sleep when the test hook names ``variant``."""
+    wanted = os.environ.get(SLOW_ENV)
+    if not wanted:
+        return run
+    name, _, millis = wanted.rpartition(":")
+    if name != variant:
+        return run
+    delay = float(millis) / 1000
+
+    def slow() -> Any:
+        time.sleep(delay)
+        return run()
+
+    return slow

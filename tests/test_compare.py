@@ -172,6 +172,7 @@ def test_the_table_shows_every_check_with_its_own_figures() -> None:
         "allowed": None,
         "passed": False,
         "message": "int8-dynamic: measured in BASE but missing from NEW",
+        "variant": "int8-dynamic",  # the row as fields too, so a CI summary need not parse 'item'
     }
     assert missing in result["checks"] and len(result["checks"]) == 4 + 6 + 6  # accuracy, latency, RSS
     acc_b, acc_n = base["variants"]["int8-static"]["accuracy"], new["variants"]["int8-static"]["accuracy"]
@@ -374,6 +375,10 @@ def test_latency_verdicts_and_gpu_memory_checks_in_full() -> None:
         "allowed": 0.6,
         "passed": False,
         "message": "int8-static cpu b1×s128: GPU memory 1000 → 1700 MB (+70.0%; allowed 60%)",
+        "variant": "int8-static",
+        "provider": "cpu",
+        "batch": 1,
+        "seq": 128,
     }
     assert checks["fp32-onnx cpu b1×s128", "GPU memory"]["passed"]
     for item, verdict in (("fp32-onnx cpu b1×s128", "within noise"), ("baseline cpu b1×s128", "ok")):

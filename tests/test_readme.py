@@ -24,6 +24,7 @@ MODELS = [
     schema.EvaluateSpec,
     schema.LatencySpec,
     schema.GateSpec,
+    schema.CompareSpec,
     schema.ReportSpec,
     FinetuneConfig,
     ExportConfig,

@@ -30,6 +30,7 @@ from optkit.evaluate.providers import (
 from optkit.progress import Progress
 from optkit.recipe import LatencySpec, Shape
 from optkit.tasks import Task
+from optkit.testhooks import slowed
 
 __all__ = ["Subject", "measure_provider"]
 
@@ -200,7 +201,7 @@ def _onnx_runner(subject: Subject, session: Any, device: str) -> Callable[[Shape
         feed = subject.inputs(shape, session)
         if device != "cpu":
             return io_binding_runner(session, feed, device)
-        return lambda: session.run(None, feed)
+        return slowed(subject.name, lambda: session.run(None, feed))
 
     return make
 
