@@ -1,9 +1,11 @@
 """Peak RSS of one variant, measured in a fresh process so no other model's memory pollutes it.
 
-Run as ``python -m optkit.evaluate.memory --format onnx --path DIR --batch 1 --seq 128``; prints
+Run as ``python -m optkit.evaluate.memory --format onnx --path DIR --shapes 1x128,8x128``; prints
 one JSON line. The process imports only what its format needs (an ONNX probe never imports
-torch), records its RSS before loading the model, then loads and runs the model, and reports
-the kernel's high-water mark (``ru_maxrss``), which cannot miss a short spike as polling could.
+torch), records its RSS before loading the model, then loads the model once and runs it at each
+shape, and reports the kernel's high-water mark (``VmHWM``) per shape, reset between shapes, which
+cannot miss a short spike as polling could. One process per variant rather than per variant and
+shape saves an interpreter start, the imports and the model load for every shape after the first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +39,64 @@ def measure_peak_rss(
     provider: str = "CPUExecutionProvider",
     task: Task | None = None,
 ) -> dict[str, Any]:
-    """Spawn the probe; returns its figures, or ``{"error": why}`` (reported as 'not measured: why').
+    """Spawn the probe for one shape; returns its figures, or ``{"error": why}`` (reported as 'not measured: why').
 
     On a GPU provider the probe also reports the GPU memory its process holds after the runs
     (``gpu_peak_mb``, from pynvml or nvidia-smi), or why it could not.
     """
-    cmd = [
-        sys.executable,
-        "-m",
-        "optkit.evaluate.memory",
-        "--format",
-        fmt,
-        "--path",
-        str(path),
-        "--batch",
-        str(batch),
-        "--seq",
-        str(seq),
-        "--runs",
-        str(runs),
-    ]
+    out = measure_peak_rss_shapes(
+        path, fmt, [(batch, seq)], runs=runs, threads=threads, timeout=timeout, provider=provider, task=task
+    )
+    return out[(batch, seq)]
+
+
+def measure_peak_rss_shapes(
+    path: Path,
+    fmt: str,
+    shapes: list[tuple[int, int]],
+    *,
+    runs: int = 10,
+    threads: int | None = None,
+    timeout: float = 600,
+    provider: str = "CPUExecutionProvider",
+    task: Task | None = None,
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Peak memory at each (batch, seq), from as few fresh processes as honest figures allow.
+
+    One probe loads the model once and measures the shapes smallest first, resetting the kernel's
+    high-water mark between them, so each shape's peak is its own (plus whatever the runtime kept
+    from the smaller shapes before it, never a larger shape's). Where the mark cannot be reset,
+    the probe stops after one shape and the rest get processes of their own. Each figure says how
+    many shapes shared its process (``shapes_in_process``). A failed probe gives ``{"error": why}``
+    for the shapes it had left.
+    """
+    left = sorted(dict.fromkeys(shapes), key=lambda bs: (bs[0] * bs[1], bs))
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    while left:
+        figures = _spawn(path, fmt, left, runs, threads, timeout, provider, task)
+        if "error" in figures:
+            out.update({bs: dict(figures) for bs in left})
+            break
+        done = [(f.pop("batch"), f.pop("seq"), f) for f in figures["shapes"]]
+        for batch, seq, figure in done:
+            out[(batch, seq)] = {**figure, "shapes_in_process": len(done)}
+        left = [bs for bs in left if bs not in out]
+    return out
+
+
+def _spawn(
+    path: Path,
+    fmt: str,
+    shapes: list[tuple[int, int]],
+    runs: int,
+    threads: int | None,
+    timeout: float,
+    provider: str,
+    task: Task | None,
+) -> dict[str, Any]:
+    """One probe process over ``shapes``: ``{"shapes": [figures...]}`` or ``{"error": why}``."""
+    cmd = [sys.executable, "-m", "optkit.evaluate.memory", "--format", fmt, "--path", str(path)]
+    cmd += ["--shapes", ",".join(f"{b}x{s}" for b, s in shapes), "--runs", str(runs)]
     if threads:
         cmd += ["--threads", str(threads)]
     if fmt == "onnx":
@@ -70,8 +111,11 @@ def measure_peak_rss(
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"memory probe failed (exit {proc.returncode}): {last[:200]}"}
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not result["shapes"]:
+            raise ValueError("no shapes")
+        return result
+    except (ValueError, IndexError, KeyError, TypeError):
         return {"error": f"memory probe printed no result: {proc.stdout[-200:]!r}"}
 
 
@@ -96,69 +140,110 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # pragma: no cover - not Linux
 
 
-def _probe(args: argparse.Namespace) -> dict[str, Any]:
-    if args.format == "onnx":
-        import onnxruntime as ort
+def _reset_peak() -> bool:
+    """Lower the high-water mark to the current RSS (Linux 4.0+: write 5 to clear_refs); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
-        from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
 
-        # a folder holding model.onnx (an optkit artifact) or any .onnx file (optkit bench)
-        model_file = Path(args.path) / "model.onnx" if Path(args.path).is_dir() else Path(args.path)
+def _load_onnx(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int], None]]:
+    """RSS before loading, load seconds, and a function that runs the session ``args.runs`` times at a shape."""
+    import onnxruntime as ort
 
-        before = _rss_bytes()
-        t0 = time.perf_counter()
-        opts = ort.SessionOptions()
-        opts.inter_op_num_threads = 1
-        if args.threads:
-            opts.intra_op_num_threads = args.threads
-        providers = list(dict.fromkeys([args.provider, "CPUExecutionProvider"]))
-        session = ort.InferenceSession(str(model_file), opts, providers=providers)
-        load_s = time.perf_counter() - t0
-        feed = synthetic_feed(session, args.batch, args.seq, vocab_size_near(model_file))
+    from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+
+    # a folder holding model.onnx (an optkit artifact) or any .onnx file (optkit bench)
+    model_file = Path(args.path) / "model.onnx" if Path(args.path).is_dir() else Path(args.path)
+    before = _rss_bytes()
+    t0 = time.perf_counter()
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = 1
+    if args.threads:
+        opts.intra_op_num_threads = args.threads
+    providers = list(dict.fromkeys([args.provider, "CPUExecutionProvider"]))
+    session = ort.InferenceSession(str(model_file), opts, providers=providers)
+    load_s = time.perf_counter() - t0
+    vocab = vocab_size_near(model_file)
+
+    def run(batch: int, seq: int) -> None:
+        feed = synthetic_feed(session, batch, seq, vocab)
         for _ in range(args.runs):
             session.run(None, feed)
-    else:
-        import numpy as np
-        import torch
-        import transformers
 
-        vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
+    return before, load_s, run
+
+
+def _load_torch(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int], None]]:
+    """As ``_load_onnx``, for a transformers folder loaded with the task's auto class."""
+    import numpy as np
+    import torch
+    import transformers
+
+    vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    before = _rss_bytes()
+    t0 = time.perf_counter()
+    model = getattr(transformers, args.auto_model).from_pretrained(args.path).eval()
+    load_s = time.perf_counter() - t0
+
+    def run(batch: int, seq: int) -> None:
         rng = np.random.default_rng(0)  # token values do not change memory use; only their count does
-        ids = rng.integers(min(1000, vocab // 2), vocab, size=(args.batch, args.seq), dtype=np.int64)
+        ids = rng.integers(min(1000, vocab // 2), vocab, size=(batch, seq), dtype=np.int64)
         mask = np.ones_like(ids)
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        before = _rss_bytes()
-        t0 = time.perf_counter()
-        model = getattr(transformers, args.auto_model).from_pretrained(args.path).eval()
-        load_s = time.perf_counter() - t0
         with torch.inference_mode():
             for _ in range(args.runs):
                 model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
-    peak = _peak_rss_bytes()
-    gpu: dict[str, Any] = {}
-    if args.format == "onnx" and args.provider != "CPUExecutionProvider":
-        from optkit.evaluate.providers import gpu_memory_used_mb
 
-        used = gpu_memory_used_mb()
-        gpu = {"gpu_peak_mb": used} if used is not None else {"gpu_peak_mb": None, "gpu_note": "no pynvml/nvidia-smi"}
-    return {
-        **gpu,
-        "rss_before_load_mb": before / _MB,
-        "peak_rss_mb": peak / _MB,
-        "model_rss_mb": (peak - before) / _MB,
-        "load_s": load_s,
-        "runs": args.runs,
-    }
+    return before, load_s, run
+
+
+def _probe(args: argparse.Namespace) -> dict[str, Any]:
+    """Load once, then each shape in the order given; stops early where the high-water mark cannot be reset.
+
+    A shape's peak is the larger of the load's peak and the mark during its runs, which is what a
+    fresh process for that shape alone would report, up to memory the runtime kept from earlier shapes.
+    """
+    shapes = [tuple(int(x) for x in part.split("x")) for part in args.shapes.split(",")]
+    before, load_s, run = (_load_onnx if args.format == "onnx" else _load_torch)(args)
+    load_peak = _peak_rss_bytes()
+    results: list[dict[str, Any]] = []
+    for i, (batch, seq) in enumerate(shapes):
+        if i > 0 and not _reset_peak():
+            break
+        run(batch, seq)
+        peak = max(load_peak, _peak_rss_bytes())
+        gpu: dict[str, Any] = {}
+        if args.format == "onnx" and args.provider != "CPUExecutionProvider":
+            from optkit.evaluate.providers import gpu_memory_used_mb
+
+            used = gpu_memory_used_mb()
+            gpu = (
+                {"gpu_peak_mb": used} if used is not None else {"gpu_peak_mb": None, "gpu_note": "no pynvml/nvidia-smi"}
+            )
+        results.append(
+            {
+                "batch": batch,
+                "seq": seq,
+                **gpu,
+                "rss_before_load_mb": before / _MB,
+                "peak_rss_mb": peak / _MB,
+                "model_rss_mb": (peak - before) / _MB,
+                "load_s": load_s,
+                "runs": args.runs,
+            }
+        )
+    return {"shapes": results}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--format", choices=["onnx", "torch"], required=True)
     parser.add_argument("--path", required=True)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--shapes", default="1x128", help="BATCHxSEQ[,BATCHxSEQ...], measured in this order")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--provider", default="CPUExecutionProvider")
