@@ -2,16 +2,19 @@
 
 Run as ``python -m optkit.evaluate.memory --format onnx --path DIR --shapes 1x128,8x128``; prints
 one JSON line. The process imports only what its format needs (an ONNX probe never imports
-torch), records its RSS before loading the model, then loads the model once and runs it at each
-shape, and reports the kernel's high-water mark (``VmHWM``) per shape, reset between shapes, which
-cannot miss a short spike as polling could. One process per variant rather than per variant and
-shape saves an interpreter start, the imports and the model load for every shape after the first.
+torch) once, then forks a child per shape that records its RSS before loading the model, loads
+and runs it, and reports the kernel's high-water mark (``VmHWM``), which cannot miss a short spike
+as polling could. One process per variant rather than per variant and shape saves an interpreter
+start and the runtime's imports (seconds for torch + transformers) for every shape after the
+first, while each figure stays what a fresh process would report: a forked child's mark starts at
+its own RSS, not at its parent's or a sibling's peak.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -61,23 +64,23 @@ def measure_peak_rss_shapes(
     provider: str = "CPUExecutionProvider",
     task: Task | None = None,
 ) -> dict[tuple[int, int], dict[str, Any]]:
-    """Peak memory at each (batch, seq), from as few fresh processes as honest figures allow.
+    """Peak memory at each (batch, seq), from one probe process per model where the OS allows.
 
-    One probe loads the model once and measures the shapes smallest first, resetting the kernel's
-    high-water mark between them, so each shape's peak is its own (plus whatever the runtime kept
-    from the smaller shapes before it, never a larger shape's). Where the mark cannot be reset,
-    the probe stops after one shape and the rest get processes of their own. Each figure says how
-    many shapes shared its process (``shapes_in_process``). A failed probe gives ``{"error": why}``
-    for the shapes it had left.
+    The probe imports the runtime once and forks a child per shape that loads and runs the model,
+    so each figure is what a fresh process for that shape alone reports (see ``_in_child``) without
+    paying the interpreter and the imports again. Without fork, the probe measures one shape and
+    the rest get processes of their own. Each figure says how many shapes shared its probe
+    (``shapes_in_process``). A failed probe gives ``{"error": why}`` for the shapes it had left.
     """
-    left = sorted(dict.fromkeys(shapes), key=lambda bs: (bs[0] * bs[1], bs))
+    left = list(dict.fromkeys(shapes))
     out: dict[tuple[int, int], dict[str, Any]] = {}
     while left:
         figures = _spawn(path, fmt, left, runs, threads, timeout, provider, task)
-        if "error" in figures:
-            out.update({bs: dict(figures) for bs in left})
+        done = [(f.pop("batch"), f.pop("seq"), f) for f in figures.get("shapes", [])]
+        done = [(b, s, f) for b, s, f in done if (b, s) in left]
+        if "error" in figures or not done:
+            out.update({bs: {"error": figures.get("error", "memory probe measured none of its shapes")} for bs in left})
             break
-        done = [(f.pop("batch"), f.pop("seq"), f) for f in figures["shapes"]]
         for batch, seq, figure in done:
             out[(batch, seq)] = {**figure, "shapes_in_process": len(done)}
         left = [bs for bs in left if bs not in out]
@@ -140,15 +143,6 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # pragma: no cover - not Linux
 
 
-def _reset_peak() -> bool:
-    """Lower the high-water mark to the current RSS (Linux 4.0+: write 5 to clear_refs); False where not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def _load_onnx(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int], None]]:
     """RSS before loading, load seconds, and a function that runs the session ``args.runs`` times at a shape."""
     import onnxruntime as ort
@@ -201,41 +195,87 @@ def _load_torch(args: argparse.Namespace) -> tuple[int, float, Callable[[int, in
     return before, load_s, run
 
 
-def _probe(args: argparse.Namespace) -> dict[str, Any]:
-    """Load once, then each shape in the order given; stops early where the high-water mark cannot be reset.
+def _import_runtime(fmt: str) -> None:
+    """The slow part of a probe (a second or two for onnxruntime, several for torch + transformers), paid once."""
+    if fmt == "onnx":
+        import onnxruntime  # noqa: F401
 
-    A shape's peak is the larger of the load's peak and the mark during its runs, which is what a
-    fresh process for that shape alone would report, up to memory the runtime kept from earlier shapes.
+        import optkit.evaluate.inputs  # noqa: F401
+    else:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+
+def _measure(args: argparse.Namespace, batch: int, seq: int) -> dict[str, Any]:
+    """Load the model, run it ``args.runs`` times at one shape, and read this process's high-water mark."""
+    before, load_s, run = (_load_onnx if args.format == "onnx" else _load_torch)(args)
+    run(batch, seq)
+    peak = _peak_rss_bytes()
+    gpu: dict[str, Any] = {}
+    if args.format == "onnx" and args.provider != "CPUExecutionProvider":
+        from optkit.evaluate.providers import gpu_memory_used_mb
+
+        used = gpu_memory_used_mb()
+        gpu = {"gpu_peak_mb": used} if used is not None else {"gpu_peak_mb": None, "gpu_note": "no pynvml/nvidia-smi"}
+    return {
+        "batch": batch,
+        "seq": seq,
+        **gpu,
+        "rss_before_load_mb": before / _MB,
+        "peak_rss_mb": peak / _MB,
+        "model_rss_mb": (peak - before) / _MB,
+        "load_s": load_s,
+        "runs": args.runs,
+    }
+
+
+def _in_child(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``fn()`` in a forked child; its JSON comes back through a pipe, a crash as ``{"error": why}``.
+
+    A child's high-water mark starts at its RSS at the fork (the kernel sets it so when it copies
+    the address space), not at the parent's past peak, so each child measures what a fresh process
+    that had already imported the runtime would. The parent never loads a model or runs a thread
+    pool, so forking it is safe.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os.close(r)
+        try:
+            payload, code = json.dumps(fn()), 0
+        except BaseException as e:
+            payload, code = json.dumps({"error": f"memory probe failed: {type(e).__name__}: {e}"[:300]}), 1
+        with os.fdopen(w, "w") as fh:
+            fh.write(payload)
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"error": f"memory probe failed: its child ended without a result (wait status {status})"}
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def _probe(args: argparse.Namespace) -> dict[str, Any]:
+    """Import the runtime once, then load and run the model in a fresh forked child per shape.
+
+    Where fork is not available (or not trusted to reset the high-water mark: not Linux), only the
+    first shape is measured, in this process, and the caller starts another process for the rest.
     """
     shapes = [tuple(int(x) for x in part.split("x")) for part in args.shapes.split(",")]
-    before, load_s, run = (_load_onnx if args.format == "onnx" else _load_torch)(args)
-    load_peak = _peak_rss_bytes()
-    results: list[dict[str, Any]] = []
-    for i, (batch, seq) in enumerate(shapes):
-        if i > 0 and not _reset_peak():
-            break
-        run(batch, seq)
-        peak = max(load_peak, _peak_rss_bytes())
-        gpu: dict[str, Any] = {}
-        if args.format == "onnx" and args.provider != "CPUExecutionProvider":
-            from optkit.evaluate.providers import gpu_memory_used_mb
-
-            used = gpu_memory_used_mb()
-            gpu = (
-                {"gpu_peak_mb": used} if used is not None else {"gpu_peak_mb": None, "gpu_note": "no pynvml/nvidia-smi"}
-            )
-        results.append(
-            {
-                "batch": batch,
-                "seq": seq,
-                **gpu,
-                "rss_before_load_mb": before / _MB,
-                "peak_rss_mb": peak / _MB,
-                "model_rss_mb": (peak - before) / _MB,
-                "load_s": load_s,
-                "runs": args.runs,
-            }
-        )
+    if not _can_fork():
+        return {"shapes": [_measure(args, *shapes[0])]}
+    _import_runtime(args.format)
+    results = []
+    for batch, seq in shapes:
+        figure = _in_child(lambda batch=batch, seq=seq: _measure(args, batch, seq))
+        results.append({"batch": batch, "seq": seq, **figure})
     return {"shapes": results}
 
 
