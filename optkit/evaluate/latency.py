@@ -46,12 +46,13 @@ def warm_up(fn: Callable[[], Any], warmup: int | str, *, clock: Callable[[], flo
 def p50_half_width(samples_ms: Sequence[float]) -> float:
     """The wider side of the median's 95% interval as a fraction of the median: ±this much.
 
-    The same seeded bootstrap the report stores, so the width a timing stopped at is the width the
-    report shows. The wider side, not half the interval, because "within ±3%" must hold both ways.
+    The same seeded bootstrap the report stores (``summarize``'s ``p50_ci95_half_width``), so the
+    width a timing stopped at is the width the report shows. The wider side, not half the
+    interval, because "within ±3%" must hold both ways.
     """
-    xs = sorted(samples_ms)
-    if not xs:
+    if not samples_ms:
         return math.inf
+    xs = sorted(samples_ms)
     p50 = percentile(xs, 50)
     lo, hi = bootstrap_median_ci(xs)
     return max(p50 - lo, hi - p50) / p50 if p50 > 0 else math.inf

@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from optkit.bench import bench_model
 from optkit.errors import RecipeError
 from optkit.evaluate.latency import p50_half_width, stop_reason, time_interleaved
 from optkit.evaluate.stats import summarize
-from optkit.recipe import DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS, DEFAULT_PRECISION, LatencySpec, recipe_from_dict
+from optkit.passes.base import Artifact
+from optkit.recipe import DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS, DEFAULT_PRECISION, LatencySpec, Shape, recipe_from_dict
+from optkit.reports.notes import _unmet_precision_notes
+from optkit.reports.schema import validate_report
 
 
 def tight(n: int, seed: int = 1, p50: float = 30.0) -> list[float]:
@@ -165,3 +169,45 @@ def test_latency_spec_rejections_name_the_field_and_the_fix(
     recipe_dict["evaluate"]["latency"] = latency
     with pytest.raises(RecipeError, match=match):
         recipe_from_dict(recipe_dict)
+
+
+def test_bench_rows_say_what_ended_the_timing_and_share_one_memory_probe(exported: Artifact) -> None:
+    """The harness end to end on the tiny model: a loose target (±50%) is met at the floor on any sane
+    machine; a sub-millisecond model on a very busy one may still need the cap, and the row must say so."""
+    report = bench_model(
+        exported.onnx_file,
+        shapes=[Shape(batch=1, seq=16), Shape(batch=2, seq=16)],
+        latency=LatencySpec(warmup=2, runs=30, precision=0.5, min_runs=10, block=5, threads=1),
+    )
+    assert validate_report(report) == []
+    for row in report["results"]:
+        lat = row["latency"]
+        assert (lat["precision_target"], lat["min_runs"], lat["max_runs"]) == (0.5, 10, 30)
+        if lat["stopped_by"] == "precision":
+            assert lat["runs"] == 10 and lat["rounds"] == 2 and lat["p50_ci95_half_width"] <= 0.5
+        else:
+            assert (lat["stopped_by"], lat["runs"], lat["rounds"]) == ("max_runs", 30, 6)
+            assert lat["p50_ci95_half_width"] > 0.5
+        assert row["memory"]["shapes_in_process"] == 2
+
+
+def test_a_target_not_met_is_a_note_naming_the_widest_interval() -> None:
+    def row(variant: str, half: float) -> dict[str, Any]:
+        lat = {
+            "stopped_by": "budget",
+            "precision_target": 0.03,
+            "max_runs": 300,
+            "runs": 20,
+            "p50_ci95_half_width": half,
+        }
+        return {"variant": variant, "provider": "cpu", "batch": 8, "seq": 128, "latency": lat}
+
+    report = {"results": [row("fp32-onnx", 0.021), row("int8-static", 0.074)]}
+    assert _unmet_precision_notes(report) == [
+        "latency at cpu b8×s128: adaptive timing ended at the time budget after 20 runs per variant, before every "
+        "median was known to ±3.0%: the widest interval is ±7.4% (int8-static). A quieter machine, or a larger "
+        "time_budget_s / max_runs, narrows it."
+    ]
+    for r in report["results"]:
+        r["latency"]["stopped_by"] = "precision"
+    assert _unmet_precision_notes(report) == []
