@@ -211,3 +211,17 @@ def test_a_target_not_met_is_a_note_naming_the_widest_interval() -> None:
     for r in report["results"]:
         r["latency"]["stopped_by"] = "precision"
     assert _unmet_precision_notes(report) == []
+
+
+def test_markdown_detail_states_the_rule_and_each_rows_runs_and_width() -> None:
+    from optkit.reports.markdown import _latency_detail
+
+    stats = summarize(tight(20), batch=1) | {"stopped_by": "precision"}
+    row = {"variant": "fp32-onnx", "provider": "cpu", "batch": 1, "seq": 128, "status": "measured", "latency": stats}
+    latency = LatencySpec(runs="auto", time_budget_s=20).model_dump(mode="json")
+    lines = _latency_detail({"recipe": {"evaluate": {"latency": latency}}, "results": [row]})
+    assert lines[2].startswith(
+        "Adaptive timing: rounds until every variant's median is known to ±3.0% (95% CI), at least 20 and at most "
+        "300 timed runs or 20 s per variant and shape"
+    )
+    assert f"| {stats['p50_ci95_half_width']:.1%} | 20 | precision |" in lines[-2]
