@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,15 @@ from optkit.errors import RecipeError
 from optkit.evaluate.latency import p50_half_width, stop_reason, time_interleaved
 from optkit.evaluate.stats import summarize
 from optkit.passes.base import Artifact
-from optkit.recipe import DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS, DEFAULT_PRECISION, LatencySpec, Shape, recipe_from_dict
+from optkit.recipe import (
+    DEFAULT_MAX_RUNS,
+    DEFAULT_MIN_RUNS,
+    DEFAULT_PRECISION,
+    LatencySpec,
+    Shape,
+    load_recipe,
+    recipe_from_dict,
+)
 from optkit.reports.notes import _unmet_precision_notes
 from optkit.reports.schema import validate_report
 
@@ -225,3 +234,14 @@ def test_markdown_detail_states_the_rule_and_each_rows_runs_and_width() -> None:
         "300 timed runs or 20 s per variant and shape"
     )
     assert f"| {stats['p50_ci95_half_width']:.1%} | 20 | precision |" in lines[-2]
+
+
+def test_the_ci_recipe_is_the_default_recipe_timed_adaptively() -> None:
+    """Same models, data, shapes and providers, so `compare` can hold a CI report against a full-length one."""
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    full, ci = load_recipe(root / "bert-int8.yaml"), load_recipe(root / "bert-int8-ci.yaml")
+    assert ci.evaluate.latency.adaptive and not full.evaluate.latency.adaptive
+    assert (ci.evaluate.latency.target, ci.evaluate.latency.time_budget_s) == (0.03, 20)
+    same = {"name", "evaluate"}
+    assert ci.model_dump(exclude=same) == full.model_dump(exclude=same)
+    assert ci.evaluate.model_dump(exclude={"latency"}) == full.evaluate.model_dump(exclude={"latency"})
