@@ -109,6 +109,11 @@ def _stop_fields(latency: LatencySpec, timing: dict[str, Any]) -> dict[str, Any]
     }
 
 
+# Memory probes in flight at once. Peak RSS is a count of pages, not a speed, so probes may share the
+# CPUs; most of a probe is single-threaded imports and loading, which two at a time overlap.
+_PROBES_AT_ONCE = 2
+
+
 def _measure_memory(
     subjects: list[Subject],
     rows: list[dict[str, Any]],
@@ -118,23 +123,30 @@ def _measure_memory(
     task: Task | None,
     progress: Progress,
 ) -> None:
-    """Peak memory of each subject at every shape, one probe process per subject (shapes smallest first)."""
+    """Peak memory of each subject at every shape: one probe process per subject, two probes at a time.
+
+    Only after all timing is done: a probe running beside a timed variant would slow it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     by_key = {(r["variant"], r["batch"], r["seq"]): r for r in rows if r["status"] == "measured"}
-    for subject in subjects:
-        with progress.task(f"peak RSS of {subject.name} at {len(shapes)} shape(s) (own process)", total=1) as adv:
-            figures = measure_peak_rss_shapes(
-                subject.memory_path,
-                subject.format,
-                [(s.batch, s.seq) for s in shapes],
-                threads=threads,
-                provider=ort_name,
-                task=task,
-            )
+    pairs = [(s.batch, s.seq) for s in shapes]
+
+    def probe(subject: Subject) -> dict[tuple[int, int], dict[str, Any]]:
+        return measure_peak_rss_shapes(
+            subject.memory_path, subject.format, pairs, threads=threads, provider=ort_name, task=task
+        )
+
+    label = (
+        f"peak RSS of {len(subjects)} variant(s) at {len(shapes)} shape(s) (a process each, {_PROBES_AT_ONCE} at once)"
+    )
+    with progress.task(label, total=len(subjects)) as adv, ThreadPoolExecutor(_PROBES_AT_ONCE) as pool:
+        for subject, figures in zip(subjects, pool.map(probe, subjects), strict=True):
             adv(1)
-        for (batch, seq), figure in figures.items():
-            row = by_key.get((subject.name, batch, seq))
-            if row is not None:
-                row["memory"] = figure
+            for (batch, seq), figure in figures.items():
+                row = by_key.get((subject.name, batch, seq))
+                if row is not None:
+                    row["memory"] = figure
 
 
 def _prepare(
