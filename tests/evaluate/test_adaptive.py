@@ -6,6 +6,7 @@ stop is decided by the samples alone and the assertions hold on a busy machine t
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -245,3 +246,17 @@ def test_the_ci_recipe_is_the_default_recipe_timed_adaptively() -> None:
     same = {"name", "evaluate"}
     assert ci.model_dump(exclude=same) == full.model_dump(exclude=same)
     assert ci.evaluate.model_dump(exclude={"latency"}) == full.evaluate.model_dump(exclude={"latency"})
+
+
+def test_bench_cli_takes_a_precision_target(exported: Artifact, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from optkit.cli import cli
+
+    args = ["bench", str(exported.onnx_file), "--batch", "1", "--seq", "8", "--threads", "1", "--no-memory"]
+    ok = CliRunner().invoke(cli, [*args, "--runs", "20", "--precision", "50%", "--output", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    lat = json.loads((tmp_path / "report.json").read_text())["results"][0]["latency"]
+    assert lat["precision_target"] == 0.5 and lat["max_runs"] == 20 and lat["stopped_by"] in ("precision", "max_runs")
+    bad = CliRunner().invoke(cli, [*args, "--precision", "tight"])
+    assert bad.exit_code == 2 and "latency.precision" in bad.output
