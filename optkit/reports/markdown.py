@@ -94,7 +94,7 @@ def _latency_detail(report: dict[str, Any]) -> list[str]:
     lines = [
         "## Latency detail",
         "",
-        f"{_runs_sentence(lat)} per variant and shape after {lat['warmup']} warm-up runs, in rounds of "
+        f"{_runs_sentence(lat)}, after {lat['warmup']} warm-up runs, in rounds of "
         f"{lat['block']} per variant (each turn after one untimed settling run).",
         "",
         "| variant | provider | shape | p50 ms | ± (95% CI) | runs | stopped by | p90 ms | p99 ms | mean ms | std ms "
@@ -118,13 +118,13 @@ def _runs_sentence(lat: dict[str, Any]) -> str:
     try:
         spec = LatencySpec.model_validate(lat)
     except ValidationError:  # a report from another optkit version: say what it says
-        return f"{lat.get('runs')} timed runs"
+        return f"{lat.get('runs')} timed runs per variant and shape"
     if not spec.adaptive:
-        return f"{spec.cap} timed runs"
-    budget = f" or {spec.time_budget_s:g} s" if spec.time_budget_s else ""
+        return f"{spec.cap} timed runs per variant and shape"
+    budget = f" (or until {spec.time_budget_s:g} s of timing per shape are spent)" if spec.time_budget_s else ""
     return (
         f"Adaptive timing: rounds until every variant's median is known to ±{spec.target:.1%} (95% CI), "
-        f"at least {spec.floor} and at most {spec.cap} timed runs{budget}"
+        f"at least {spec.floor} and at most {spec.cap} timed runs per variant and shape{budget}"
     )
 
 

@@ -232,7 +232,7 @@ def test_markdown_detail_states_the_rule_and_each_rows_runs_and_width() -> None:
     lines = _latency_detail({"recipe": {"evaluate": {"latency": latency}}, "results": [row]})
     assert lines[2].startswith(
         "Adaptive timing: rounds until every variant's median is known to ±3.0% (95% CI), at least 20 and at most "
-        "300 timed runs or 20 s per variant and shape"
+        "300 timed runs per variant and shape (or until 20 s of timing per shape are spent), after 10 warm-up runs"
     )
     assert f"| {stats['p50_ci95_half_width']:.1%} | 20 | precision |" in lines[-2]
 
