@@ -117,10 +117,12 @@ def bench_settings(
     runs: int,
     time_budget_s: float | None = None,
     threads: int | None = None,
+    precision: str | float | None = None,
 ) -> EvaluateSpec:
     """Command-line options through the recipe's own models, so limits and messages match a recipe's."""
     latency: dict[str, Any] = {"warmup": int(warmup) if warmup.isdigit() else warmup, "runs": runs}
-    latency.update({k: v for k, v in (("time_budget_s", time_budget_s), ("threads", threads)) if v is not None})
+    options = (("time_budget_s", time_budget_s), ("threads", threads), ("precision", precision))
+    latency.update({k: v for k, v in options if v is not None})
     raw = {"providers": list(providers), "shapes": {"batch": list(batches), "seq": list(seqs)}, "latency": latency}
     try:
         return EvaluateSpec.model_validate(raw)

@@ -428,6 +428,11 @@ def _lines(file: Path | None) -> list[str]:
 @click.option("--warmup", default="10", show_default=True, help="Untimed runs, or 'auto' (until stable).")
 @click.option("--runs", default=100, show_default=True, help="Timed runs per shape (upper bound with --time-budget).")
 @click.option("--time-budget", type=float, default=None, help="Seconds of timing per shape.")
+@click.option(
+    "--precision",
+    default=None,
+    help="Adaptive: stop once every median's 95% CI is within ±this (0.03 or 3%); --runs is then the cap.",
+)
 @click.option("--threads", type=int, default=None, help="Intra-op threads. Default: CPUs available.")
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS in a fresh process.")
 @click.option("--strict-providers", is_flag=True, help="Fail when a provider is missing or falls back to CPU.")
@@ -444,6 +449,7 @@ def bench(
     warmup: str,
     runs: int,
     time_budget: float | None,
+    precision: str | None,
     threads: int | None,
     memory: bool,
     strict_providers: bool,
@@ -455,7 +461,7 @@ def bench(
 
     progress = Progress()
     with _errors(ctx):
-        spec = bench_settings(providers, batches, seqs, warmup, runs, time_budget, threads)
+        spec = bench_settings(providers, batches, seqs, warmup, runs, time_budget, threads, precision)
         report = bench_model(
             model,
             providers=spec.providers,

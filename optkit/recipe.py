@@ -160,6 +160,13 @@ class Shape(BaseModel):
     seq: int = Field(ge=1, le=4096)
 
 
+# Adaptive timing defaults (see LatencySpec): ±3% is well inside compare's default 10% latency threshold;
+# 20 runs is the fewest whose bootstrap interval of the median is not a coin toss of two order statistics.
+DEFAULT_PRECISION = 0.03
+DEFAULT_MIN_RUNS = 20
+DEFAULT_MAX_RUNS = 300
+
+
 class LatencySpec(BaseModel):
     model_config = _STRICT
     warmup: int | Literal["auto"] = Field(
@@ -167,7 +174,30 @@ class LatencySpec(BaseModel):
         description="Untimed runs per variant and shape before timing, or 'auto': until the median of the "
         "last 5 runs is within 5% of the 5 before (at most 200).",
     )
-    runs: int = Field(100, ge=5, description="Timed runs per variant and shape (interleaved across variants).")
+    runs: int | Literal["auto"] = Field(
+        100,
+        description="Timed runs per variant and shape (interleaved across variants), or 'auto': timing rounds "
+        "go on until every variant's median is known to ±precision, max_runs is reached or time_budget_s is spent.",
+    )
+    precision: float | None = Field(
+        None,
+        gt=0,
+        le=0.5,
+        description="Adaptive timing: stop once the 95% interval of every variant's p50 lies within ±this "
+        "fraction of it (0.03 = ±3%); a number 'runs' becomes the cap. Default with runs: auto: "
+        f"{DEFAULT_PRECISION}.",
+    )
+    min_runs: int | None = Field(
+        None,
+        ge=5,
+        description="Timed runs every variant gets before timing may stop early (precision or time budget), so "
+        f"the interval rests on enough samples. Default {DEFAULT_MIN_RUNS} when adaptive, else 5.",
+    )
+    max_runs: int | None = Field(
+        None,
+        ge=5,
+        description=f"runs: auto only: the cap on timed runs per variant and shape. Default {DEFAULT_MAX_RUNS}.",
+    )
     block: int = Field(
         10, ge=1, description="Timed runs per variant per round; each turn starts with one untimed settling run."
     )
@@ -177,9 +207,73 @@ class LatencySpec(BaseModel):
     time_budget_s: float | None = Field(
         None,
         gt=0,
-        description="Stop timing a shape once this many seconds have passed (at least 5 runs each); "
+        description="Stop timing a shape once this many seconds have passed (after min_runs each); "
         "'runs' is then an upper bound.",
     )
+
+    @field_validator("runs", mode="before")
+    @classmethod
+    def _runs_count_or_auto(cls, v: Any) -> Any:
+        """One clear message instead of pydantic's two (one per member of the union)."""
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"runs must be an integer (5 or more) or 'auto'; got {v!r}")
+        if v < 5:
+            raise ValueError(f"runs must be 5 or more (a median and its interval need several runs) or 'auto'; got {v}")
+        return v
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _percent_or_fraction(cls, v: Any) -> Any:
+        """'3%' reads as 0.03, as compare's thresholds do; anything else goes to the number check."""
+        if isinstance(v, str) and v.strip().endswith("%"):
+            try:
+                return float(v.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"precision must be a fraction (0.03) or a percentage ('3%'); got {v!r}") from None
+        return v
+
+    @property
+    def adaptive(self) -> bool:
+        """Timing stops on a precision target rather than after a fixed count."""
+        return self.runs == "auto" or self.precision is not None
+
+    @property
+    def target(self) -> float | None:
+        """The half-width to reach, as a fraction of the median; None for a fixed count."""
+        return self.precision if self.precision is not None else DEFAULT_PRECISION if self.runs == "auto" else None
+
+    @property
+    def cap(self) -> int:
+        """The most timed runs per variant and shape."""
+        if self.runs == "auto":
+            return self.max_runs or DEFAULT_MAX_RUNS
+        return int(self.runs)
+
+    @property
+    def floor(self) -> int:
+        """Timed runs each variant needs before a precision or budget stop."""
+        return self.min_runs or (DEFAULT_MIN_RUNS if self.adaptive else 5)
+
+    @model_validator(mode="after")
+    def _adaptive_fields_fit(self) -> LatencySpec:
+        if self.max_runs is not None and self.runs != "auto":
+            raise ValueError(
+                f"max_runs ({self.max_runs}) applies to runs: auto; with runs: {self.runs} that count is already "
+                f"the cap. Remove max_runs, or write runs: auto"
+            )
+        if self.min_runs is not None and not self.adaptive and self.time_budget_s is None:
+            raise ValueError(
+                f"min_runs ({self.min_runs}) only matters when timing can stop early; set precision (or runs: "
+                f"auto) or time_budget_s, or remove min_runs"
+            )
+        if self.floor > self.cap:
+            raise ValueError(
+                f"min_runs ({self.floor}) is more than the cap of {self.cap} timed runs; lower min_runs or raise "
+                f"{'max_runs' if self.runs == 'auto' else 'runs'}"
+            )
+        return self
 
     @field_validator("warmup")
     @classmethod

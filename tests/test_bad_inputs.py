@@ -333,7 +333,7 @@ CASES: list[tuple[str, str, Setup, str]] = [
         "out-of-range",
         "runs: 1 (minimum 5)",
         _validate(lambda env: env.with_("evaluate.latency.runs", 1)),
-        r"recipe\.yaml: evaluate\.latency\.runs: .*greater than or equal to 5",
+        r"recipe\.yaml: evaluate\.latency\.runs: runs must be 5 or more .*; got 1",
     ),
     (
         "fractions-over-1",

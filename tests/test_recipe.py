@@ -59,7 +59,7 @@ def _mutate(d: dict[str, Any], path: str, value: Any) -> None:
         ("variants.bad", [{"quantize": {}}], r"variants\.bad\[0\] \(quantize\): needs an ONNX model"),
         ("variants.empty", [], r"variant 'empty' names no step"),
         ("evaluate.latency.runs", "many", r"evaluate\.latency\.runs: .*integer"),
-        ("evaluate.latency.runs", 1, r"evaluate\.latency\.runs: .*greater than or equal to 5"),
+        ("evaluate.latency.runs", 1, r"evaluate\.latency\.runs: runs must be 5 or more .* or .auto.; got 1"),
         (
             "data.splits.calibration",
             0,

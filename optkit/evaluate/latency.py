@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from optkit.evaluate.stats import summarize
+from optkit.evaluate.stats import bootstrap_median_ci, percentile, summarize
 
-__all__ = ["LatencyStats", "summarize", "time_interleaved", "warm_up"]
+__all__ = ["LatencyStats", "p50_half_width", "stop_reason", "summarize", "time_interleaved", "warm_up"]
 
 LatencyStats = dict[str, Any]
 
@@ -43,6 +43,47 @@ def warm_up(fn: Callable[[], Any], warmup: int | str, *, clock: Callable[[], flo
     return len(times)
 
 
+def p50_half_width(samples_ms: Sequence[float]) -> float:
+    """The wider side of the median's 95% interval as a fraction of the median: ±this much.
+
+    The same seeded bootstrap the report stores (``summarize``'s ``p50_ci95_half_width``), so the
+    width a timing stopped at is the width the report shows. The wider side, not half the
+    interval, because "within ±3%" must hold both ways.
+    """
+    if not samples_ms:
+        return math.inf
+    xs = sorted(samples_ms)
+    p50 = percentile(xs, 50)
+    lo, hi = bootstrap_median_ci(xs)
+    return max(p50 - lo, hi - p50) / p50 if p50 > 0 else math.inf
+
+
+def stop_reason(
+    samples: dict[str, list[float]],
+    *,
+    runs: int,
+    precision: float | None = None,
+    min_runs: int = 5,
+    elapsed_s: float = 0.0,
+    time_budget_s: float | None = None,
+) -> str | None:
+    """Why timing ends now, or None to time another round; every variant must qualify, not most.
+
+    ``"precision"``: each variant has ``min_runs`` samples and its median's 95% interval is within
+    ±``precision`` of it. ``"runs"`` (fixed count) or ``"max_runs"`` (adaptive cap): each has
+    ``runs`` samples. ``"budget"``: ``time_budget_s`` is spent and each has ``min_runs`` samples.
+    Precision wins a tie, as it is the answer the caller wanted.
+    """
+    done = min((len(v) for v in samples.values()), default=0)
+    if precision is not None and done >= min_runs and all(p50_half_width(v) <= precision for v in samples.values()):
+        return "precision"
+    if done >= runs:
+        return "runs" if precision is None else "max_runs"
+    if time_budget_s is not None and done >= min_runs and elapsed_s > time_budget_s:
+        return "budget"
+    return None
+
+
 def time_interleaved(
     runners: dict[str, Callable[[], Any]],
     *,
@@ -53,9 +94,10 @@ def time_interleaved(
     clock: Callable[[], float] = time.perf_counter,
     time_budget_s: float | None = None,
     min_runs: int = 5,
+    precision: float | None = None,
     record: dict[str, Any] | None = None,
 ) -> dict[str, list[float]]:
-    """Time each callable ``runs`` times, interleaved in rounds, and return ms samples.
+    """Time each callable up to ``runs`` times, interleaved in rounds, and return ms samples.
 
     Each round gives every variant one untimed settling run and then up to ``block`` timed
     runs; the order rotates from round to round (A B C, B C A, C A B, ...). Rounds spread
@@ -64,24 +106,31 @@ def time_interleaved(
     stealing the cores of the next: timed one call at a time, the same fp32 model measured
     anywhere from 36 to 81 ms on 2 cores depending on its neighbours.
 
-    ``warmup`` is a count or ``"auto"`` (see ``warm_up``). With ``time_budget_s``, no new round
-    starts once the budget is spent and every variant has ``min_runs`` samples, so ``runs`` is
-    then an upper bound. ``record``, when given, receives the warm-up counts and whether the
-    budget cut the timing short.
+    ``warmup`` is a count or ``"auto"`` (see ``warm_up``). Rounds go on until ``stop_reason``
+    gives one: ``runs`` reached; with ``precision``, every variant's median known to within
+    ±that fraction (after ``min_runs`` each), so ``runs`` is a cap; with ``time_budget_s``, the
+    budget spent (after ``min_runs`` each). All variants stay in every round until the end, so
+    the speed-ups compare medians taken over the same minutes. ``record``, when given, receives
+    the warm-up counts, what stopped the timing, the rounds and whether the budget cut it short.
     """
     names = list(runners)
     warmups = {name: warm_up(runners[name], warmup, clock=clock) for name in names}
     samples: dict[str, list[float]] = {n: [] for n in names}
-    rounds = math.ceil(runs / block)
     started = clock()
-    budget_hit = False
-    for r in range(rounds):
-        done = min(len(v) for v in samples.values())
-        if time_budget_s is not None and done >= min_runs and clock() - started > time_budget_s:
-            budget_hit = True
+    rounds = 0
+    while True:
+        reason = stop_reason(
+            samples,
+            runs=runs,
+            precision=precision,
+            min_runs=min_runs,
+            elapsed_s=clock() - started,
+            time_budget_s=time_budget_s,
+        )
+        if reason is not None:
             break
-        shift = r % len(names)
-        count = min(block, runs - r * block)
+        shift = rounds % len(names)
+        count = min(block, runs - min(len(v) for v in samples.values()))
         for name in names[shift:] + names[:shift]:
             fn = runners[name]
             fn()  # settling run: the previous variant's worker threads are still spinning
@@ -89,8 +138,9 @@ def time_interleaved(
                 t0 = clock()
                 fn()
                 samples[name].append((clock() - t0) * 1000.0)
+        rounds += 1
         if on_round:
             on_round(count)
     if record is not None:
-        record.update(warmup_runs=warmups, budget_hit=budget_hit)
+        record.update(warmup_runs=warmups, budget_hit=reason == "budget", stopped_by=reason, rounds=rounds)
     return samples

@@ -64,7 +64,8 @@ def bootstrap_median_ci(
 
 
 def summarize(samples_ms: Sequence[float], batch: int, *, noisy_cv: float = NOISY_ROBUST_CV) -> dict[str, Any]:
-    """p50/p90/p99, mean, std, min, max, CV, robust CV, the median's 95% CI, throughput, a noise flag."""
+    """p50/p90/p99, mean, std, min, max, CV, robust CV, the median's 95% CI (and its wider side as a fraction of
+    the p50: the ± an adaptive timing stops on), throughput, a noise flag."""
     xs = sorted(samples_ms)
     n = len(xs)
     if n == 0:
@@ -86,6 +87,7 @@ def summarize(samples_ms: Sequence[float], batch: int, *, noisy_cv: float = NOIS
         "cv": std / mean if mean else 0.0,
         "robust_cv": robust_cv,
         "p50_ci95_ms": [lo, hi],
+        "p50_ci95_half_width": max(p50 - lo, hi - p50) / p50 if p50 else 0.0,
         "noisy": robust_cv > noisy_cv,
         "runs": n,
         "throughput_per_s": batch / (mean / 1000) if mean else 0.0,

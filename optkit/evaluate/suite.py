@@ -17,7 +17,7 @@ from typing import Any
 from optkit.errors import EvaluationError
 from optkit.evaluate.contention import watch_other_cpu
 from optkit.evaluate.latency import summarize, time_interleaved
-from optkit.evaluate.memory import measure_peak_rss
+from optkit.evaluate.memory import measure_peak_rss_shapes
 from optkit.evaluate.predict import create_session
 from optkit.evaluate.providers import (
     GPU_PROVIDERS,
@@ -85,6 +85,7 @@ def measure_provider(
             if name in skipped:
                 rows.append(_row(name, provider, shape, reason=skipped[name], placement=placement))
                 continue
+            stats[name].update(_stop_fields(latency, timing))
             row = _row(name, provider, shape, latency=stats[name], threads=threads, placement=placement)
             row["samples_ms"] = [round(x, 4) for x in samples[name]]
             row["warmup_runs"] = timing["warmup_runs"][name]
@@ -92,20 +93,61 @@ def measure_provider(
                 row["contention"] = contention
             row["io_binding"] = _device(ort_name) != "cpu" and subject.format == "onnx"
             row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
-            if memory:
-                with progress.task(f"peak RSS of {name} b{shape.batch}×s{shape.seq} (own process)", total=1) as adv:
-                    row["memory"] = measure_peak_rss(
-                        subject.memory_path,
-                        subject.format,
-                        shape.batch,
-                        shape.seq,
-                        threads=threads,
-                        provider=ort_name,
-                        task=task,
-                    )
-                    adv(1)
             rows.append(row)
+    if memory:
+        _measure_memory([s for s in subjects if s.name not in skipped], rows, shapes, ort_name, threads, task, progress)
     return rows
+
+
+def _stop_fields(latency: LatencySpec, timing: dict[str, Any]) -> dict[str, Any]:
+    """What ended this shape's timing, and the target it had: readers of a row see why it has the runs it has."""
+    return {
+        "stopped_by": timing["stopped_by"],
+        "precision_target": latency.target,
+        "min_runs": latency.floor if latency.adaptive or latency.time_budget_s else None,
+        "max_runs": latency.cap,
+        "rounds": timing["rounds"],
+    }
+
+
+# Memory probes in flight at once. Peak RSS is a count of pages, not a speed, so probes may share the
+# CPUs; most of a probe is single-threaded imports and loading, which two at a time overlap.
+_PROBES_AT_ONCE = 2
+
+
+def _measure_memory(
+    subjects: list[Subject],
+    rows: list[dict[str, Any]],
+    shapes: list[Shape],
+    ort_name: str,
+    threads: int,
+    task: Task | None,
+    progress: Progress,
+) -> None:
+    """Peak memory of each subject at every shape: one probe process per subject, two probes at a time.
+
+    Only after all timing is done: a probe running beside a timed variant would slow it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    by_key = {(r["variant"], r["batch"], r["seq"]): r for r in rows if r["status"] == "measured"}
+    pairs = [(s.batch, s.seq) for s in shapes]
+
+    def probe(subject: Subject) -> dict[tuple[int, int], dict[str, Any]]:
+        return measure_peak_rss_shapes(
+            subject.memory_path, subject.format, pairs, threads=threads, provider=ort_name, task=task
+        )
+
+    label = (
+        f"peak RSS of {len(subjects)} variant(s) at {len(shapes)} shape(s) (a process each, {_PROBES_AT_ONCE} at once)"
+    )
+    with progress.task(label, total=len(subjects)) as adv, ThreadPoolExecutor(_PROBES_AT_ONCE) as pool:
+        for subject, figures in zip(subjects, pool.map(probe, subjects), strict=True):
+            adv(1)
+            for (batch, seq), figure in figures.items():
+                row = by_key.get((subject.name, batch, seq))
+                if row is not None:
+                    row["memory"] = figure
 
 
 def _prepare(
@@ -143,14 +185,18 @@ def _time(
     timing: dict[str, Any] = {}
     contention: dict[str, Any] = {}
     label = f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} interleaved)"
-    with progress.task(label, total=lat.runs) as advance, watch_other_cpu(contention):
+    if lat.adaptive:
+        label += f" until ±{lat.target:.1%}"
+    with progress.task(label, total=lat.cap) as advance, watch_other_cpu(contention):
         samples = time_interleaved(
             runners,
             warmup=lat.warmup,
-            runs=lat.runs,
+            runs=lat.cap,
             block=lat.block,
             on_round=lambda n: advance(n),
             time_budget_s=lat.time_budget_s,
+            min_runs=lat.floor,
+            precision=lat.target,
             record=timing,
         )
     return samples, timing, contention

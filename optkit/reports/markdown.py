@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from optkit.recipe import LatencySpec
 from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
@@ -96,20 +99,38 @@ def _latency_detail(report: dict[str, Any]) -> list[str]:
     lines = [
         "## Latency detail",
         "",
-        f"{lat['runs']} timed runs per variant and shape after {lat['warmup']} warm-up runs, in rounds of "
+        f"{_runs_sentence(lat)}, after {lat['warmup']} warm-up runs, in rounds of "
         f"{lat['block']} per variant (each turn after one untimed settling run).",
         "",
-        "| variant | provider | shape | p50 ms | p90 ms | p99 ms | mean ms | std ms | CV | rows/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | provider | shape | p50 ms | ± (95% CI) | runs | stopped by | p90 ms | p99 ms | mean ms | std ms "
+        "| CV | rows/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["latency"]
+        half = s.get("p50_ci95_half_width")
         lines.append(
             f"| {r['variant']} | {r['provider']} | b{r['batch']}×s{r['seq']} | {s['p50_ms']:.2f} "
+            f"| {'–' if half is None else f'{half:.1%}'} | {s['runs']} | {s.get('stopped_by', '–')} "
             f"| {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} | {s['std_ms']:.2f} | {s['cv']:.2f} "
             f"| {s['throughput_per_s']:.1f} |"
         )
     return [*lines, ""]
+
+
+def _runs_sentence(lat: dict[str, Any]) -> str:
+    """'100 timed runs', or the adaptive rule the runs column then follows (defaults from the recipe model)."""
+    try:
+        spec = LatencySpec.model_validate(lat)
+    except ValidationError:  # a report from another optkit version: say what it says
+        return f"{lat.get('runs')} timed runs per variant and shape"
+    if not spec.adaptive:
+        return f"{spec.cap} timed runs per variant and shape"
+    budget = f" (or until {spec.time_budget_s:g} s of timing per shape are spent)" if spec.time_budget_s else ""
+    return (
+        f"Adaptive timing: rounds until every variant's median is known to ±{spec.target:.1%} (95% CI), "
+        f"at least {spec.floor} and at most {spec.cap} timed runs per variant and shape{budget}"
+    )
 
 
 def _result(report: dict[str, Any], name: str, provider: str, b: int, s: int) -> dict[str, Any] | None:

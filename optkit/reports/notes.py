@@ -29,6 +29,7 @@ def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
                 f"latency at {where}: {busy}, so its milliseconds are slower than on a quiet machine; the "
                 f"speed-ups within this run stay comparable (all variants were timed interleaved, in the same window)."
             )
+    notes += _unmet_precision_notes(report)
     for r in report["results"]:
         lat = r.get("latency") or {}
         if lat.get("noisy"):
@@ -65,5 +66,30 @@ def gate_noise_notes(report: dict[str, Any]) -> list[str]:
             f"{delta * 100:+.2f} points, but the limit ({allowed * 100:+.2f}) lies inside the change's 95% interval "
             f"({ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}): on another sample of eval rows the gate could decide the "
             f"other way. More eval rows narrow the interval."
+        )
+    return notes
+
+
+def _unmet_precision_notes(report: dict[str, Any]) -> list[str]:
+    """One note per timing window whose adaptive timing ended before every interval met its target.
+
+    The rows still hold honest intervals, only wider than asked; the note names the widest, so a
+    reader knows which figure to distrust and that a quieter machine or a larger budget would help.
+    """
+    windows: dict[str, list[dict[str, Any]]] = {}
+    for r in report["results"]:
+        lat = r.get("latency") or {}
+        if lat.get("precision_target") and lat.get("stopped_by") in ("budget", "max_runs"):
+            windows.setdefault(f"{r['provider']} b{r['batch']}×s{r['seq']}", []).append(r)
+    notes = []
+    for where, rows in windows.items():
+        lat = rows[0]["latency"]
+        widest = max(rows, key=lambda r: r["latency"].get("p50_ci95_half_width", 0.0))
+        ended = "the time budget" if lat["stopped_by"] == "budget" else f"the cap of {lat['max_runs']} runs"
+        notes.append(
+            f"latency at {where}: adaptive timing ended at {ended} after {min(r['latency']['runs'] for r in rows)} "
+            f"runs per variant, before every median was known to ±{lat['precision_target']:.1%}: the widest "
+            f"interval is ±{widest['latency'].get('p50_ci95_half_width', 0.0):.1%} ({widest['variant']}). A quieter "
+            f"machine, or a larger time_budget_s / max_runs, narrows it."
         )
     return notes

@@ -69,7 +69,7 @@ def test_time_budget_stops_after_min_runs() -> None:
     # Each round is one settling call and 5 timed ones: 6 s. Before round 2 the clock reads 12 s > 8 s
     # and 10 >= min_runs samples are in, so no third round starts: exactly 10 samples of 1000 ms.
     assert samples["a"] == [1000.0] * 10
-    assert record == {"budget_hit": True, "warmup_runs": {"a": 0}}
+    assert record == {"budget_hit": True, "stopped_by": "budget", "rounds": 2, "warmup_runs": {"a": 0}}
     # a budget spent before the first round still gets min_runs samples: one round of block=min_runs
     spent = time_interleaved({"a": fn}, warmup=0, runs=100, block=5, clock=lambda: now[0], time_budget_s=0)
     assert len(spent["a"]) == 5
