@@ -9,7 +9,7 @@ from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
 
-__all__ = ["render_markdown", "summary_table"]
+__all__ = ["provider_options_lines", "render_markdown", "summary_table"]
 
 
 def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], list[list[str]]]:
@@ -69,6 +69,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+        lines += provider_options_lines([r for r in report["results"] if r["provider"] == provider])
     lines += changes_markdown(report)
     lines += structure_markdown(report)
     lines += _latency_detail(report)
@@ -110,6 +111,18 @@ def _latency_detail(report: dict[str, Any]) -> list[str]:
             f"| {s['throughput_per_s']:.1f} |"
         )
     return [*lines, ""]
+
+
+def provider_options_lines(results: list[dict[str, Any]]) -> list[str]:
+    """One line per provider naming the options its sessions got, so a figure says what produced it."""
+    seen: dict[str, dict[str, str]] = {}
+    for r in results:
+        if r.get("provider_options"):
+            seen.setdefault(r["provider"], r["provider_options"])
+    lines: list[str] = []
+    for p, opts in seen.items():
+        lines += [f"{p} options: {', '.join(f'{k}={v}' for k, v in opts.items())}", ""]
+    return lines
 
 
 def _result(report: dict[str, Any], name: str, provider: str, b: int, s: int) -> dict[str, Any] | None:
