@@ -62,7 +62,7 @@ KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "opt
 
 def library_versions() -> dict[str, str]:
     """Versions recorded in every report: those in every cache key, and others that shape the figures."""
-    return versions((*KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"))
+    return versions((*KEY_LIBRARIES, "onnxruntime-gpu", "onnxruntime-openvino", "neural-compressor", "numpy"))
 
 
 @functools.cache
