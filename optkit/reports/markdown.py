@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.envinfo import onnxruntime_build
 from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
@@ -51,7 +52,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         f"Run {report['finished']} on **{cpu['model']}** ({env['cpus_available']} CPUs, "
         f"{', '.join(cpu['isa']) or 'no AVX2/AVX-512'}; int8 VNNI: {'yes' if cpu['int8_vnni'] else 'no'}), "
-        f"{report['threads']} threads, onnxruntime {env['libraries'].get('onnxruntime', '?')}, "
+        f"{report['threads']} threads, onnxruntime {onnxruntime_build(env['libraries'])}, "
         f"torch {env['libraries'].get('torch', '?')}. Seed {recipe['seed']}. "
         f"Eval rows: {report['data']['eval_rows']}. Speed-ups are p50 ratios against "
         f"**{report['reference']}** measured in this run; variants were timed interleaved.",

@@ -185,3 +185,19 @@ def test_a_recipe_keeps_provider_names_plain_in_its_dump(recipe_dict: dict[str, 
     data["evaluate"]["providers"] = ["cpu", OV]
     dumped = recipe_from_dict(data).model_dump(mode="json")["evaluate"]
     assert dumped["providers"] == ["cpu", "openvino"] and dumped["provider_options"]["openvino"]["precision"] == "FP16"
+
+
+@pytest.mark.parametrize(
+    ("libraries", "expected"),
+    [
+        ({"onnxruntime": "1.32.0"}, "1.32.0"),
+        ({"onnxruntime-openvino": "1.24.1"}, "1.24.1 (onnxruntime-openvino)"),
+        ({"onnxruntime-gpu": "1.31.0"}, "1.31.0 (onnxruntime-gpu)"),
+        ({}, "?"),
+    ],
+    ids=["cpu-wheel", "openvino-wheel", "gpu-wheel", "none"],
+)
+def test_reports_name_the_onnxruntime_wheel_their_figures_came_from(libraries: dict[str, str], expected: str) -> None:
+    from optkit.envinfo import onnxruntime_build
+
+    assert onnxruntime_build(libraries) == expected
