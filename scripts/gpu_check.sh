@@ -74,6 +74,7 @@ import sys, yaml
 data = yaml.safe_load(open(sys.argv[1]))
 data["name"] = "gpu-check"
 data.setdefault("evaluate", {})["providers"] = ["cpu", "cuda", "tensorrt"]
+data["evaluate"].pop("provider_options", None)  # options were for the recipe's own providers
 data["evaluate"]["memory"] = True
 yaml.safe_dump(data, open(sys.argv[2], "w"), sort_keys=False)
 EOF
