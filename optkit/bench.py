@@ -26,6 +26,7 @@ from optkit.progress import Progress, SilentProgress
 from optkit.recipe import EvaluateSpec, LatencySpec, Shape, format_validation_error
 from optkit.redact import redact
 from optkit.reports.html import render_html
+from optkit.reports.markdown import provider_options_lines
 from optkit.reports.model import REPORT_SCHEMA_VERSION, check_report
 
 __all__ = ["bench_model", "bench_settings", "render_bench_markdown", "write_bench_reports"]
@@ -35,6 +36,7 @@ def bench_model(
     model: str | Path,
     *,
     providers: list[str] | None = None,
+    provider_options: dict[str, dict[str, str]] | None = None,
     shapes: list[Shape] | None = None,
     latency: LatencySpec | None = None,
     memory: bool = True,
@@ -79,6 +81,7 @@ def bench_model(
             reference=name,
             progress=progress,
             strict=strict_providers,
+            options=(provider_options or {}).get(provider),
         )
     size = sum(f.stat().st_size for f in path.parent.iterdir() if f == path or f.name.startswith(path.name + "."))
     return redact(
@@ -92,6 +95,7 @@ def bench_model(
             "reference": name,
             "settings": {
                 "providers": providers,
+                "provider_options": provider_options or {},
                 "shapes": [s.model_dump() for s in shapes],
                 "latency": lat.model_dump(),
             },
@@ -118,16 +122,41 @@ def bench_settings(
     time_budget_s: float | None = None,
     threads: int | None = None,
     precision: str | float | None = None,
+    provider_options: Sequence[str] = (),
 ) -> EvaluateSpec:
-    """Command-line options through the recipe's own models, so limits and messages match a recipe's."""
+    """Command-line options through the recipe's own models, so limits and messages match a recipe's.
+
+    ``provider_options`` are ``PROVIDER:KEY=VALUE`` words (``openvino:precision=FP16``), checked
+    against the provider table like a recipe's ``provider_options``.
+    """
     latency: dict[str, Any] = {"warmup": int(warmup) if warmup.isdigit() else warmup, "runs": runs}
     options = (("time_budget_s", time_budget_s), ("threads", threads), ("precision", precision))
     latency.update({k: v for k, v in options if v is not None})
-    raw = {"providers": list(providers), "shapes": {"batch": list(batches), "seq": list(seqs)}, "latency": latency}
+    raw = {
+        "providers": list(providers),
+        "provider_options": _parse_provider_options(provider_options),
+        "shapes": {"batch": list(batches), "seq": list(seqs)},
+        "latency": latency,
+    }
     try:
         return EvaluateSpec.model_validate(raw)
     except ValidationError as e:
         raise RecipeError(format_validation_error(e, "optkit bench options")) from None
+
+
+def _parse_provider_options(words: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``["openvino:precision=FP16", ...]`` as ``{"openvino": {"precision": "FP16"}}``, or a RecipeError."""
+    out: dict[str, dict[str, str]] = {}
+    for word in words:
+        provider, _, rest = word.partition(":")
+        key, eq, value = rest.partition("=")
+        if not provider or not key or not eq:
+            raise RecipeError(
+                f"optkit bench options: provider option {word!r} is not PROVIDER:KEY=VALUE "
+                f"(e.g. openvino:precision=FP16)"
+            )
+        out.setdefault(provider, {})[key] = value
+    return out
 
 
 def render_bench_markdown(report: dict[str, Any]) -> str:
@@ -159,7 +188,8 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
             f"| {s['throughput_per_s']:.1f} "
             f"| {'–' if peak is None else f'{peak:.0f}'} | {placed} |"
         )
-    return "\n".join(lines) + "\n"
+    options = provider_options_lines(report["results"])
+    return "\n".join([*lines, "", *options] if options else lines) + "\n"
 
 
 def write_bench_reports(report: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -437,6 +437,13 @@ def _lines(file: Path | None) -> list[str]:
 @click.option("--memory/--no-memory", default=True, show_default=True, help="Peak RSS in a fresh process.")
 @click.option("--strict-providers", is_flag=True, help="Fail when a provider is missing or falls back to CPU.")
 @click.option(
+    "--provider-option",
+    "provider_options",
+    multiple=True,
+    metavar="PROVIDER:KEY=VALUE",
+    help="A provider option, e.g. openvino:precision=FP16; repeat for several.",
+)
+@click.option(
     "--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Write report.json/.md/.html here."
 )
 @click.pass_context
@@ -453,6 +460,7 @@ def bench(
     threads: int | None,
     memory: bool,
     strict_providers: bool,
+    provider_options: tuple[str, ...],
     output: Path | None,
 ) -> None:
     """Benchmark any ONNX file MODEL with the optkit harness (synthetic inputs)."""
@@ -461,10 +469,11 @@ def bench(
 
     progress = Progress()
     with _errors(ctx):
-        spec = bench_settings(providers, batches, seqs, warmup, runs, time_budget, threads, precision)
+        spec = bench_settings(providers, batches, seqs, warmup, runs, time_budget, threads, precision, provider_options)
         report = bench_model(
             model,
             providers=spec.providers,
+            provider_options=spec.provider_options,
             shapes=spec.shapes,
             latency=spec.latency,
             memory=memory,

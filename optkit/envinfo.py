@@ -11,7 +11,15 @@ from typing import Any
 
 from optkit import __version__
 
-__all__ = ["KEY_LIBRARIES", "available_cpus", "collect_environment", "cpu_flags", "library_versions", "versions"]
+__all__ = [
+    "KEY_LIBRARIES",
+    "available_cpus",
+    "collect_environment",
+    "cpu_flags",
+    "library_versions",
+    "onnxruntime_build",
+    "versions",
+]
 
 # /proc/cpuinfo flag -> the name a deployment engineer looks for
 _FLAGS = {
@@ -62,7 +70,19 @@ KEY_LIBRARIES = ("torch", "transformers", "onnx", "onnxruntime", "optimum", "opt
 
 def library_versions() -> dict[str, str]:
     """Versions recorded in every report: those in every cache key, and others that shape the figures."""
-    return versions((*KEY_LIBRARIES, "onnxruntime-gpu", "neural-compressor", "numpy"))
+    return versions((*KEY_LIBRARIES, "onnxruntime-gpu", "onnxruntime-openvino", "neural-compressor", "numpy"))
+
+
+def onnxruntime_build(libraries: dict[str, str]) -> str:
+    """The onnxruntime version a report's figures came from, naming the wheel when it is not the plain one.
+
+    ``onnxruntime-gpu`` and ``onnxruntime-openvino`` install the same module under another
+    distribution name, so a report from such an environment has no ``onnxruntime`` entry.
+    """
+    for wheel in ("onnxruntime-gpu", "onnxruntime-openvino"):
+        if wheel in libraries:
+            return f"{libraries[wheel]} ({wheel})"
+    return libraries.get("onnxruntime", "?")
 
 
 @functools.cache

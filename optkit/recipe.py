@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from optkit.errors import RecipeError
 from optkit.passes.base import SEED_MAX, PassConfig
 from optkit.passes.registry import catalogue_generation, list_passes
-from optkit.provider_names import ort_provider_name, unknown_provider_message
+from optkit.provider_names import check_provider_options, ort_provider_name, unknown_provider_message
 from optkit.tasks import get_task
 
 __all__ = [
@@ -294,7 +294,13 @@ class EvaluateSpec(BaseModel):
     providers: list[str] = Field(
         default_factory=lambda: ["cpu"],
         min_length=1,
-        description="Execution providers: cpu, cuda, tensorrt, openvino or a raw ORT provider name.",
+        description="Execution providers: cpu, cuda, tensorrt, openvino or a raw ORT provider name; an entry may "
+        "be {name: openvino, options: {device_type: CPU, precision: FP32}} (its options go to provider_options).",
+    )
+    provider_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Options per provider (by its name in providers), given to every latency and memory session "
+        "on it; accuracy passes run on the CPU provider. Defaults come from optkit's provider table.",
     )
     shapes: list[Shape] = Field(
         default_factory=lambda: [Shape(batch=1, seq=128), Shape(batch=8, seq=128)],
@@ -327,6 +333,42 @@ class EvaluateSpec(BaseModel):
     def slice_columns(self) -> list[str]:
         """The slices that are data columns (not the built-in 'length' and 'label')."""
         return [s for s in self.slices if s not in BUILTIN_SLICES]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_provider_entries(cls, data: Any) -> Any:
+        """``{name: openvino, options: {...}}`` entries become the name plus ``provider_options[name]``."""
+        if not isinstance(data, dict) or not isinstance(data.get("providers"), list):
+            return data
+        names: list[Any] = []
+        options = dict(data.get("provider_options") or {})
+        for i, entry in enumerate(data["providers"]):
+            if not isinstance(entry, dict):
+                names.append(entry)
+                continue
+            extra = set(entry) - {"name", "options"}
+            if "name" not in entry or extra or not isinstance(entry["name"], str):
+                raise ValueError(
+                    f"providers[{i}] {entry!r}: write a name ('cpu') or {{name: openvino, options: {{device_type: "
+                    f"CPU}}}}" + (f"; unknown keys {sorted(extra)}" if extra else "")
+                )
+            if not isinstance(entry.get("options", {}), dict):
+                raise ValueError(f"providers[{i}] options must be a mapping of option: value; got {entry['options']!r}")
+            if entry["name"] in options and entry.get("options"):
+                raise ValueError(f"provider {entry['name']!r} has options both in providers and provider_options")
+            names.append(entry["name"])
+            if entry.get("options"):
+                options[entry["name"]] = entry["options"]
+        return {**data, "providers": names, "provider_options": options}
+
+    @model_validator(mode="after")
+    def _options_of_listed_providers(self) -> EvaluateSpec:
+        """Options only for a listed provider, each known to it and single-valued; stored as ORT's strings."""
+        for name, opts in self.provider_options.items():
+            if name not in self.providers:
+                raise ValueError(f"provider_options names {name!r}, which is not in providers {self.providers}")
+            self.provider_options[name] = check_provider_options(name, opts)
+        return self
 
     @field_validator("providers")
     @classmethod

@@ -111,6 +111,7 @@ def evaluate_build(
             progress=progress,
             strict=strict_providers,
             task=task,
+            options=recipe.evaluate.provider_options.get(provider),
         )
     return {"variants": variants, "results": results, "reference": ref, "threads": threads, "task": _task_block(task)}
 

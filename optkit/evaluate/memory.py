@@ -40,15 +40,26 @@ def measure_peak_rss(
     threads: int | None = None,
     timeout: float = 600,
     provider: str = "CPUExecutionProvider",
+    provider_options: dict[str, str] | None = None,
     task: Task | None = None,
 ) -> dict[str, Any]:
     """Spawn the probe for one shape; returns its figures, or ``{"error": why}`` (reported as 'not measured: why').
 
-    On a GPU provider the probe also reports the GPU memory its process holds after the runs
-    (``gpu_peak_mb``, from pynvml or nvidia-smi), or why it could not.
+    The probe's session gets ``provider_options`` (the options the timed session had). Where the
+    provider table says the provider's memory is read with NVML (CUDA, TensorRT), the probe also
+    reports the GPU memory its process holds after the runs (``gpu_peak_mb``, from pynvml or
+    nvidia-smi), or why it could not.
     """
     out = measure_peak_rss_shapes(
-        path, fmt, [(batch, seq)], runs=runs, threads=threads, timeout=timeout, provider=provider, task=task
+        path,
+        fmt,
+        [(batch, seq)],
+        runs=runs,
+        threads=threads,
+        timeout=timeout,
+        provider=provider,
+        provider_options=provider_options,
+        task=task,
     )
     return out[(batch, seq)]
 
@@ -62,6 +73,7 @@ def measure_peak_rss_shapes(
     threads: int | None = None,
     timeout: float = 600,
     provider: str = "CPUExecutionProvider",
+    provider_options: dict[str, str] | None = None,
     task: Task | None = None,
 ) -> dict[tuple[int, int], dict[str, Any]]:
     """Peak memory at each (batch, seq), from one probe process per model where the OS allows.
@@ -75,7 +87,7 @@ def measure_peak_rss_shapes(
     left = list(dict.fromkeys(shapes))
     out: dict[tuple[int, int], dict[str, Any]] = {}
     while left:
-        figures = _spawn(path, fmt, left, runs, threads, timeout, provider, task)
+        figures = _spawn(path, fmt, left, runs, threads, timeout, provider, provider_options, task)
         done = [(f.pop("batch"), f.pop("seq"), f) for f in figures.get("shapes", [])]
         done = [(b, s, f) for b, s, f in done if (b, s) in left]
         if "error" in figures or not done:
@@ -95,6 +107,7 @@ def _spawn(
     threads: int | None,
     timeout: float,
     provider: str,
+    provider_options: dict[str, str] | None,
     task: Task | None,
 ) -> dict[str, Any]:
     """One probe process over ``shapes``: ``{"shapes": [figures...]}`` or ``{"error": why}``."""
@@ -104,6 +117,8 @@ def _spawn(
         cmd += ["--threads", str(threads)]
     if fmt == "onnx":
         cmd += ["--provider", provider]
+        if provider_options:
+            cmd += ["--provider-options", json.dumps(provider_options)]
     else:
         cmd += ["--auto-model", (task or get_task("text-classification")).auto_model]
     try:
@@ -157,7 +172,10 @@ def _load_onnx(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int
     opts.inter_op_num_threads = 1
     if args.threads:
         opts.intra_op_num_threads = args.threads
-    providers = list(dict.fromkeys([args.provider, "CPUExecutionProvider"]))
+    options = json.loads(args.provider_options) if args.provider_options else {}
+    requested: Any = (args.provider, options) if options else args.provider
+    cpu = "CPUExecutionProvider"
+    providers = [requested] if args.provider == cpu else [requested, cpu]
     session = ort.InferenceSession(str(model_file), opts, providers=providers)
     load_s = time.perf_counter() - t0
     vocab = vocab_size_near(model_file)
@@ -212,7 +230,7 @@ def _measure(args: argparse.Namespace, batch: int, seq: int) -> dict[str, Any]:
     run(batch, seq)
     peak = _peak_rss_bytes()
     gpu: dict[str, Any] = {}
-    if args.format == "onnx" and args.provider != "CPUExecutionProvider":
+    if args.format == "onnx" and _reads_gpu_memory(args.provider):
         from optkit.evaluate.providers import gpu_memory_used_mb
 
         used = gpu_memory_used_mb()
@@ -279,6 +297,14 @@ def _probe(args: argparse.Namespace) -> dict[str, Any]:
     return {"shapes": results}
 
 
+def _reads_gpu_memory(ort_name: str) -> bool:
+    """Whether the provider table says this provider's sessions hold NVIDIA GPU memory worth reading."""
+    from optkit.provider_names import provider_info
+
+    info = provider_info(ort_name)
+    return info is not None and info.gpu_memory == "nvml"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--format", choices=["onnx", "torch"], required=True)
@@ -287,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--provider", default="CPUExecutionProvider")
+    parser.add_argument("--provider-options", default=None, help="JSON object of the provider's options")
     parser.add_argument("--auto-model", default="AutoModelForSequenceClassification", help="torch: the task's class")
     args = parser.parse_args(argv)
     print(json.dumps(_probe(args)))

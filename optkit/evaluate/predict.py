@@ -8,18 +8,25 @@ from typing import Any
 
 from optkit.errors import EvaluationError
 from optkit.evaluate.providers import PROVIDER_NAMES, ort_provider_name
+from optkit.provider_names import session_options
 
 __all__ = ["PROVIDER_NAMES", "create_session", "onnx_logits", "ort_feed", "torch_logits"]
 
 
 def create_session(
-    path: Path, provider: str = "cpu", threads: int | None = None, *, profile_prefix: Path | None = None
+    path: Path,
+    provider: str = "cpu",
+    threads: int | None = None,
+    *,
+    profile_prefix: Path | None = None,
+    options: dict[str, str] | None = None,
 ) -> Any:
     """An ORT session on one provider (CPU as the explicit fallback for non-CPU providers).
 
     Sequential execution and ``inter_op=1`` so ``threads`` is the whole story of parallelism.
     A corrupt or truncated file becomes an ``EvaluationError`` naming the file. With
-    ``profile_prefix`` the session records a profile (used to see where each node ran).
+    ``profile_prefix`` the session records a profile (used to see where each node ran). The
+    provider gets the provider table's defaults merged with ``options`` (see ``session_options``).
     """
     import onnxruntime as ort
 
@@ -33,7 +40,9 @@ def create_session(
         opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     name = ort_provider_name(provider)
-    providers = [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+    provider_opts = session_options(provider, options, threads)
+    requested: Any = (name, provider_opts) if provider_opts else name
+    providers = [requested] if name == "CPUExecutionProvider" else [requested, "CPUExecutionProvider"]
     if not Path(path).is_file():
         raise EvaluationError(f"ONNX file {str(path)!r} does not exist")
     try:

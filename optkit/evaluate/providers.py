@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import EvaluationError
-from optkit.provider_names import PROVIDER_NAMES, ort_provider_name
+from optkit.provider_names import PROVIDER_NAMES, PROVIDERS, ort_provider_name
 
 __all__ = [
     "GPU_PROVIDERS",
@@ -34,7 +34,7 @@ __all__ = [
     "provider_status",
 ]
 
-GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"}
+GPU_PROVIDERS = {p.ort_name for p in PROVIDERS.values() if p.device == "gpu"}
 CPU = "CPUExecutionProvider"
 
 # A variant whose share of nodes on the CPU fallback exceeds this is not reported as a figure
@@ -133,15 +133,15 @@ class IOBindingRun:
     host, so a test can check that what was bound is what ``session.run`` would have computed.
     """
 
-    def __init__(self, session: Any, feed: dict[str, Any], device: str) -> None:
+    def __init__(self, session: Any, feed: dict[str, Any], device: str, device_id: int = 0) -> None:
         import onnxruntime as ort
 
         self._session = session
         self._binding = session.io_binding()
         for name, value in feed.items():
-            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, device, 0))
+            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, device, device_id))
         for out in session.get_outputs():
-            self._binding.bind_output(out.name, device)
+            self._binding.bind_output(out.name, device, device_id)
 
     def __call__(self) -> None:
         self._binding.synchronize_inputs()
@@ -153,9 +153,9 @@ class IOBindingRun:
         return list(self._binding.copy_outputs_to_cpu())
 
 
-def io_binding_runner(session: Any, feed: dict[str, Any], device: str) -> IOBindingRun:
+def io_binding_runner(session: Any, feed: dict[str, Any], device: str, device_id: int = 0) -> IOBindingRun:
     """A run callable for timing ``session`` on ``device`` with I/O binding (see :class:`IOBindingRun`)."""
-    return IOBindingRun(session, feed, device)
+    return IOBindingRun(session, feed, device, device_id)
 
 
 def gpu_memory_used_mb(pid: int | None = None) -> float | None:

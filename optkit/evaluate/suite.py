@@ -20,7 +20,6 @@ from optkit.evaluate.latency import summarize, time_interleaved
 from optkit.evaluate.memory import measure_peak_rss_shapes
 from optkit.evaluate.predict import create_session
 from optkit.evaluate.providers import (
-    GPU_PROVIDERS,
     io_binding_runner,
     ort_provider_name,
     placement_problem,
@@ -28,6 +27,7 @@ from optkit.evaluate.providers import (
     provider_status,
 )
 from optkit.progress import Progress
+from optkit.provider_names import provider_info, session_options
 from optkit.recipe import LatencySpec, Shape
 from optkit.tasks import Task
 from optkit.testhooks import slowed
@@ -66,14 +66,21 @@ def measure_provider(
     progress: Progress,
     strict: bool = False,
     task: Task | None = None,
+    options: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per subject and shape; a missing provider or a mostly-fallen-back session is 'not measured: why'."""
+    """One row per subject and shape; a missing provider or a mostly-fallen-back session is 'not measured: why'.
+
+    ``options`` (the recipe's provider options) reach every session here: the timed one, the
+    profiled one that checks placement, and the memory probe's. Each row records what the
+    provider really got (the table's defaults, the options, the thread count).
+    """
+    effective = session_options(provider, options, threads)
     reason = provider_status(provider, strict=strict)
     if reason is not None:
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
-        return [_row(s.name, provider, shape, reason=reason) for s in subjects for shape in shapes]
+        return [_row(s.name, provider, shape, reason=reason, options=effective) for s in subjects for shape in shapes]
     ort_name = ort_provider_name(provider)
-    runners, skipped, placements = _prepare(subjects, provider, shapes[0], threads, progress, strict)
+    runners, skipped, placements = _prepare(subjects, provider, shapes[0], threads, progress, strict, options)
     rows: list[dict[str, Any]] = []
     for shape in shapes:
         timed = {n: make(shape) for n, make in runners.items()}
@@ -83,19 +90,22 @@ def measure_provider(
         for subject in subjects:
             name, placement = subject.name, placements.get(subject.name)
             if name in skipped:
-                rows.append(_row(name, provider, shape, reason=skipped[name], placement=placement))
+                rows.append(_row(name, provider, shape, reason=skipped[name], placement=placement, options=effective))
                 continue
             stats[name].update(_stop_fields(latency, timing))
-            row = _row(name, provider, shape, latency=stats[name], threads=threads, placement=placement)
+            row = _row(
+                name, provider, shape, latency=stats[name], threads=threads, placement=placement, options=effective
+            )
             row["samples_ms"] = [round(x, 4) for x in samples[name]]
             row["warmup_runs"] = timing["warmup_runs"][name]
             if contention:
                 row["contention"] = contention
-            row["io_binding"] = _device(ort_name) != "cpu" and subject.format == "onnx"
+            row["io_binding"] = _device(ort_name) is not None and subject.format == "onnx"
             row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
             rows.append(row)
     if memory:
-        _measure_memory([s for s in subjects if s.name not in skipped], rows, shapes, ort_name, threads, task, progress)
+        live = [s for s in subjects if s.name not in skipped]
+        _measure_memory(live, rows, shapes, ort_name, effective, threads, task, progress)
     return rows
 
 
@@ -120,6 +130,7 @@ def _measure_memory(
     rows: list[dict[str, Any]],
     shapes: list[Shape],
     ort_name: str,
+    options: dict[str, str],
     threads: int,
     task: Task | None,
     progress: Progress,
@@ -135,7 +146,13 @@ def _measure_memory(
 
     def probe(subject: Subject) -> dict[tuple[int, int], dict[str, Any]]:
         return measure_peak_rss_shapes(
-            subject.memory_path, subject.format, pairs, threads=threads, provider=ort_name, task=task
+            subject.memory_path,
+            subject.format,
+            pairs,
+            threads=threads,
+            provider=ort_name,
+            provider_options=options,
+            task=task,
         )
 
     label = (
@@ -151,7 +168,13 @@ def _measure_memory(
 
 
 def _prepare(
-    subjects: list[Subject], provider: str, first: Shape, threads: int, progress: Progress, strict: bool
+    subjects: list[Subject],
+    provider: str,
+    first: Shape,
+    threads: int,
+    progress: Progress,
+    strict: bool,
+    options: dict[str, str] | None = None,
 ) -> tuple[dict[str, Callable[[Shape], Callable[[], Any]]], dict[str, str], dict[str, dict[str, Any]]]:
     """A runner maker per subject that can be timed here, why the others cannot, and where ONNX nodes ran."""
     ort_name = ort_provider_name(provider)
@@ -165,8 +188,9 @@ def _prepare(
                 continue
             runners[subject.name] = _torch_runner(subject, threads)
             continue
-        session = create_session(subject.path, provider, threads)
-        placements[subject.name] = _placement(subject, provider, threads, session, subject.inputs(first, session))
+        session = create_session(subject.path, provider, threads, options=options)
+        feed = subject.inputs(first, session)
+        placements[subject.name] = _placement(subject, provider, threads, session, feed, options)
         problem = placement_problem(provider, placements[subject.name])
         if problem is not None:
             if strict:
@@ -174,7 +198,8 @@ def _prepare(
             progress.log(f"[yellow]{subject.name} on {provider}[/]: not measured: {problem}")
             skipped[subject.name] = problem
             continue
-        runners[subject.name] = _onnx_runner(subject, session, _device(ort_name))
+        device_id = int(session_options(provider, options).get("device_id", 0))
+        runners[subject.name] = _onnx_runner(subject, session, _device(ort_name), device_id)
     return runners, skipped, placements
 
 
@@ -202,11 +227,18 @@ def _time(
     return samples, timing, contention
 
 
-def _placement(subject: Subject, provider: str, threads: int, session: Any, feed: dict[str, Any]) -> dict[str, Any]:
-    """Which provider ran each node, from one profiled run of a second session on the same file."""
+def _placement(
+    subject: Subject,
+    provider: str,
+    threads: int,
+    session: Any,
+    feed: dict[str, Any],
+    options: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Which provider ran each node, from one profiled run of a second session on the same file and options."""
     with tempfile.TemporaryDirectory(prefix="optkit-profile-") as tmp:
         placement = profile_placement(
-            lambda prefix: create_session(subject.path, provider, threads, profile_prefix=prefix),
+            lambda prefix: create_session(subject.path, provider, threads, profile_prefix=prefix, options=options),
             feed,
             ort_provider_name(provider),
             Path(tmp),
@@ -215,9 +247,10 @@ def _placement(subject: Subject, provider: str, threads: int, session: Any, feed
     return placement
 
 
-def _device(ort_name: str) -> str:
-    """Where I/O binding keeps inputs and outputs: on the GPU for GPU providers, else host memory."""
-    return "cuda" if ort_name in GPU_PROVIDERS else "cpu"
+def _device(ort_name: str) -> str | None:
+    """The device I/O binding keeps inputs and outputs on (the provider table's), or None: plain host arrays."""
+    info = provider_info(ort_name)
+    return info.io_binding if info else None
 
 
 def _row(
@@ -229,8 +262,11 @@ def _row(
     latency: Any = None,
     threads: int = 0,
     placement: dict[str, Any] | None = None,
+    options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"variant": name, "provider": provider, "batch": shape.batch, "seq": shape.seq}
+    if options:
+        row["provider_options"] = dict(options)
     if reason is not None:
         row["status"] = f"not measured: {reason}"
     else:
@@ -240,13 +276,15 @@ def _row(
     return row
 
 
-def _onnx_runner(subject: Subject, session: Any, device: str) -> Callable[[Shape], Callable[[], Any]]:
-    """Plain ``session.run`` on the CPU; I/O binding with device-resident inputs on a GPU provider."""
+def _onnx_runner(
+    subject: Subject, session: Any, device: str | None, device_id: int = 0
+) -> Callable[[Shape], Callable[[], Any]]:
+    """Plain ``session.run`` with host arrays; I/O binding with device-resident inputs where the table says so."""
 
     def make(shape: Shape) -> Callable[[], Any]:
         feed = subject.inputs(shape, session)
-        if device != "cpu":
-            return io_binding_runner(session, feed, device)
+        if device is not None:
+            return io_binding_runner(session, feed, device, device_id)
         return slowed(subject.name, lambda: session.run(None, feed))
 
     return make

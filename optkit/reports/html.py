@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from optkit.envinfo import onnxruntime_build
 from optkit.reports.changes import changes_html
 from optkit.reports.charts import (
     accuracy_latency_svg,
@@ -141,7 +142,7 @@ def _env(report: dict[str, Any]) -> str:
         ("ISA", f"{', '.join(cpu['isa']) or 'none detected'}; int8 VNNI: {'yes' if cpu['int8_vnni'] else 'no'}"),
         ("threads", report.get("threads")),
         ("memory", f"{env['memory_total_gb']} GB"),
-        ("onnxruntime", f"{env['libraries'].get('onnxruntime', '?')} ({', '.join(env['onnxruntime_providers'])})"),
+        ("onnxruntime", f"{onnxruntime_build(env['libraries'])} ({', '.join(env['onnxruntime_providers'])})"),
         ("libraries", ", ".join(f"{k} {v}" for k, v in env["libraries"].items())),
         ("python", f"{env['python']} on {env['platform']}"),
     ]

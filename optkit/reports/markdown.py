@@ -6,13 +6,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from optkit.envinfo import onnxruntime_build
 from optkit.recipe import LatencySpec
 from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
 
-__all__ = ["render_markdown", "summary_table"]
+__all__ = ["provider_options_lines", "render_markdown", "summary_table"]
 
 
 def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], list[list[str]]]:
@@ -54,7 +55,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         f"Run {report['finished']} on **{cpu['model']}** ({env['cpus_available']} CPUs, "
         f"{', '.join(cpu['isa']) or 'no AVX2/AVX-512'}; int8 VNNI: {'yes' if cpu['int8_vnni'] else 'no'}), "
-        f"{report['threads']} threads, onnxruntime {env['libraries'].get('onnxruntime', '?')}, "
+        f"{report['threads']} threads, onnxruntime {onnxruntime_build(env['libraries'])}, "
         f"torch {env['libraries'].get('torch', '?')}. Seed {recipe['seed']}. "
         f"Eval rows: {report['data']['eval_rows']}. Speed-ups are p50 ratios against "
         f"**{report['reference']}** measured in this run; variants were timed interleaved.",
@@ -72,6 +73,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+        lines += provider_options_lines([r for r in report["results"] if r["provider"] == provider])
     lines += changes_markdown(report)
     lines += structure_markdown(report)
     lines += _latency_detail(report)
@@ -131,6 +133,18 @@ def _runs_sentence(lat: dict[str, Any]) -> str:
         f"Adaptive timing: rounds until every variant's median is known to ±{spec.target:.1%} (95% CI), "
         f"at least {spec.floor} and at most {spec.cap} timed runs per variant and shape{budget}"
     )
+
+
+def provider_options_lines(results: list[dict[str, Any]]) -> list[str]:
+    """One line per provider naming the options its sessions got, so a figure says what produced it."""
+    seen: dict[str, dict[str, str]] = {}
+    for r in results:
+        if r.get("provider_options"):
+            seen.setdefault(r["provider"], r["provider_options"])
+    lines: list[str] = []
+    for p, opts in seen.items():
+        lines += [f"{p} options: {', '.join(f'{k}={v}' for k, v in opts.items())}", ""]
+    return lines
 
 
 def _result(report: dict[str, Any], name: str, provider: str, b: int, s: int) -> dict[str, Any] | None:

@@ -47,6 +47,7 @@ class Result(BaseModel):
     status: str
     latency: dict[str, Any] | None = None
     speedup_vs_reference: float | None = None
+    provider_options: dict[str, str] | None = None  # what the provider's sessions got (recipe + table defaults)
 
 
 class Gate(BaseModel):
