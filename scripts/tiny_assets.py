@@ -20,8 +20,8 @@ NEGATIVE = ["bad", "awful", "boring", "dull", "messy", "weak", "tedious", "stale
 FILLER = ["the", "movie", "film", "was", "a", "plot", "and", "acting", "story", "really", "very", "it"]
 
 
-def write_reviews(path: Path, n: int = 200, seed: int = 0) -> None:
-    """``n`` reviews, 60% fresh / 40% rotten like the real data, one sentiment word each."""
+def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` (review, label) pairs, 60% fresh / 40% rotten like the real data, one sentiment word each."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -29,6 +29,11 @@ def write_reviews(path: Path, n: int = 200, seed: int = 0) -> None:
         words = [*rng.sample(FILLER, 5), rng.choice(POSITIVE if label == "fresh" else NEGATIVE)]
         rng.shuffle(words)
         rows.append((" ".join(words), label))
+    return rows
+
+
+def write_reviews(path: Path, n: int = 200, seed: int = 0) -> None:
+    rows = make_rows(n, seed)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)

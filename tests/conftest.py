@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import random
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ from optkit.passes.base import Artifact, PassContext, RunSettings
 from optkit.recipe import recipe_from_dict
 from optkit.sources.data import load_splits
 from optkit.sources.model import resolve_model
+from scripts.tiny_assets import FILLER, NEGATIVE, POSITIVE, make_rows, write_model
 
-POSITIVE = ["great", "good", "wonderful", "fun", "moving", "brilliant", "charming", "smart"]
-NEGATIVE = ["bad", "awful", "boring", "dull", "messy", "weak", "tedious", "stale"]
-FILLER = ["the", "movie", "film", "was", "a", "plot", "and", "acting", "story", "really", "very", "it"]
+__all__ = ["FILLER", "NEGATIVE", "POSITIVE", "make_rows", "restore_sigint"]
 
 
 def restore_sigint() -> None:
@@ -38,42 +36,12 @@ def restore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = "fresh" if i % 5 < 3 else "rotten"  # 60 / 40, like the real data
-        words = [*rng.sample(FILLER, 5), rng.choice(POSITIVE if label == "fresh" else NEGATIVE)]
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return rows
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 32-wide BERT encoder (no head) with a word-level vocab: like MiniLM, 10,000x smaller."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
+    """A 2-layer, 32-wide BERT encoder (no head) with a word-level vocab: like MiniLM, 10,000x smaller.
+    The same one CI's dogfood recipe runs on (scripts/tiny_assets.py)."""
     out = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
-    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz" if c not in vocab] + [
-        f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"
-    ]
-    (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    write_model(out)
     return out
 
 

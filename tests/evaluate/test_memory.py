@@ -55,7 +55,13 @@ def test_without_fork_each_shape_gets_its_own_process(exported: Artifact, monkey
 
     monkeypatch.setattr(memory, "_can_fork", lambda: False)
     args = argparse.Namespace(
-        format="onnx", path=str(exported.path), shapes="1x8,2x8", runs=1, threads=1, provider="CPUExecutionProvider"
+        format="onnx",
+        path=str(exported.path),
+        shapes="1x8,2x8",
+        runs=1,
+        threads=1,
+        provider="CPUExecutionProvider",
+        provider_options=None,
     )
     assert [(f["batch"], f["seq"]) for f in memory._probe(args)["shapes"]] == [(1, 8)]  # stops after one shape
 
