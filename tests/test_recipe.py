@@ -389,3 +389,66 @@ def test_an_assert_in_a_plugin_check_reads_like_a_value_error_without_the_input(
     text = format_validation_error(info.value, "p.yaml")  # pytest's assert rewriting adds a line; the first counts
     assert text.startswith("p.yaml: size: Assertion failed, size must be even")
     assert "(got" not in text
+
+
+def test_a_schema_error_in_a_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(_plain(model={"source": "m", "zzzzzz": 1})))
+    assert _load_error(tmp_path, None) == (
+        "<tmp>/r.yaml: model.zzzzzz: unknown key 'zzzzzz'; valid keys: source, revision, task, num_labels, "
+        "trust_remote_code"
+    )
+
+
+def test_complex_keys_are_left_to_the_yaml_reader(tmp_path: Path) -> None:
+    """A key that is a list is not a recipe key at all: YAML's own error, not a 'duplicate key' naming node reprs."""
+    message = "<tmp>/r.yaml: malformed YAML at line 1, column 3: found unhashable key"
+    assert _load_error(tmp_path, "? [a]\n: 1\n? [a]\n: 2\n") == message
+
+
+def test_a_pass_registered_after_a_validation_is_known_to_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step schema follows the catalogue: a plugin registered late validates like a built-in pass."""
+    from typing import Literal
+
+    from optkit.passes import registry
+    from optkit.passes.base import PassConfig
+
+    class TagConfig(PassConfig):
+        kind: Literal["tag"] = "tag"
+
+    from optkit.recipe import _BUILT
+
+    recipe_from_dict(_plain())  # the step schema is built for the catalogue as it is now
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.list_passes()))  # restored after the test
+    monkeypatch.setattr(registry, "_STATE", dict(registry._STATE))
+    registry.register_pass(TagConfig, version=1, input_format="onnx", output_format="onnx", uses_data=False)(
+        lambda src, config, ctx: src
+    )
+    try:
+        recipe = recipe_from_dict(_plain(variants={"tagged": ["export", "tag"]}))
+        assert type(recipe.variants["tagged"][1]) is TagConfig
+    finally:
+        # the restored catalogue gets its old generation back, and another test's late pass may get this
+        # one's: make the next validation rebuild the schema whatever it finds
+        _BUILT["generation"] = -1
+
+
+@pytest.mark.parametrize("label", [None, [1]], ids=["null", "list"])
+def test_a_label_that_is_no_scalar_is_refused_not_turned_into_text(label: Any) -> None:
+    from pydantic import ValidationError
+
+    from optkit.recipe import DataSpec
+
+    with pytest.raises(ValidationError, match=r"labels\.list\[str\]\.0"):
+        DataSpec(source="d", labels=[label, "a"])
+
+
+def test_recipe_validation_passes_pydantic_options_through() -> None:
+    from pydantic import ValidationError
+
+    from optkit.recipe import Recipe
+
+    raw = _plain(seed="7")
+    assert Recipe.model_validate(raw).seed == 7
+    with pytest.raises(ValidationError, match=r"seed\n  Input should be a valid integer"):
+        Recipe.model_validate(raw, strict=True)
