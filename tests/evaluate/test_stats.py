@@ -75,16 +75,16 @@ def test_time_budget_stops_after_min_runs() -> None:
     assert len(spent["a"]) == 5
 
 
-def test_recipe_shape_grid_and_warmup_forms(recipe_dict: dict) -> None:
+def test_recipe_shape_grid_and_warmup_forms(schema_recipe_dict: dict) -> None:
     spec = EvaluateSpec.model_validate({"shapes": {"batch": [1, 8], "seq": [64, 128]}, "latency": {"warmup": "auto"}})
     assert [(s.batch, s.seq) for s in spec.shapes] == [(1, 64), (1, 128), (8, 64), (8, 128)]
     assert spec.latency.warmup == "auto"
-    recipe_dict["evaluate"]["latency"]["warmup"] = -1
+    schema_recipe_dict["evaluate"]["latency"]["warmup"] = -1
     with pytest.raises(RecipeError, match="warmup"):
-        recipe_from_dict(recipe_dict)
-    recipe_dict["evaluate"]["latency"]["warmup"] = "soon"
+        recipe_from_dict(schema_recipe_dict)
+    schema_recipe_dict["evaluate"]["latency"]["warmup"] = "soon"
     with pytest.raises(RecipeError, match="warmup"):
-        recipe_from_dict(recipe_dict)
+        recipe_from_dict(schema_recipe_dict)
 
 
 def test_a_reports_median_ci_can_be_recomputed_from_its_samples() -> None:
