@@ -63,9 +63,11 @@ def _nudged(draw: st.DrawFn, old: Any) -> Any:
     if isinstance(old, bool):
         return draw(st.booleans())
     if isinstance(old, int):
-        return draw(st.one_of(st.integers(max(1, old // 2), 2 * old + 1), st.sampled_from([old - 1, old + 1, 0, 1])))
+        low, high = max(1, old // 2), max(1, 2 * old + 1)  # a value nudged twice may be 0 or negative
+        return draw(st.one_of(st.integers(low, high), st.sampled_from([old - 1, old + 1, 0, 1])))
     if isinstance(old, float):
-        return draw(st.one_of(st.floats(old / 4, old * 2), st.sampled_from([old / 10, 0.0, 1.0])))
+        low, high = sorted((old / 4, old * 2))
+        return draw(st.one_of(st.floats(low, high), st.sampled_from([old / 10, 0.0, 1.0])))
     if isinstance(old, str):
         return draw(st.sampled_from([old, old.upper(), f"{old}x", *_WORDS]))
     if isinstance(old, list) and old:
