@@ -288,7 +288,18 @@ def _paired(
         "mcnemar_p": change.get("mcnemar_p"),
         "flipped_rows": change["changed_rows"],
         "discordant_rows": change.get("discordant_rows"),
+        "flipped_examples": _flipped(before, after, targets, names),
     }
+
+
+def _flipped(before: list[Any], after: list[Any], targets: list[Any], names: list[str], most: int = 10) -> list[dict]:
+    """The first ``most`` eval rows whose prediction differs: position in the eval split, target, BASE, NEW."""
+
+    def shown(v: Any) -> Any:
+        return names[v] if names and isinstance(v, int) and 0 <= v < len(names) else v
+
+    rows = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b][:most]
+    return [{"row": i, "label": shown(targets[i]), "base": shown(before[i]), "new": shown(after[i])} for i in rows]
 
 
 def _speed_and_memory_checks(
@@ -447,4 +458,9 @@ def render_comparison(result: dict[str, Any]) -> str:
                 else ""
             )
             lines.append(f"- {c['item']}: {c['flipped_rows']} rows{turned}")
+            shown = c.get("flipped_examples") or []
+            if shown:
+                listed = "; ".join(f"row {e['row']} ({e['label']}): {e['base']} → {e['new']}" for e in shown)
+                more = f" (first {len(shown)})" if c["flipped_rows"] > len(shown) else ""
+                lines.append(f"  - eval rows{more}: {listed}")
     return "\n".join(lines) + "\n"

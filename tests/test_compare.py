@@ -22,7 +22,7 @@ from optkit.compare import (
     parse_fraction,
     render_comparison,
 )
-from optkit.evaluate.paired import encode_predictions
+from optkit.evaluate.paired import decode_predictions, encode_predictions
 from optkit.evaluate.stats import summarize
 from optkit.reports.schema import validate_report
 
@@ -448,6 +448,19 @@ def test_compare_pairs_the_rows_of_two_reports_of_the_same_data() -> None:
     table = render_comparison(result)
     assert f"| -0.08 pts [{lo * 100:+.2f}…{hi * 100:+.2f}, within noise] |" in table
     assert "- int8-dynamic: 12 rows: 5 now right, 7 now wrong, McNemar p 0.774" in table
+    # the rows themselves: the first ten eval positions whose prediction differs, with target and both predictions
+    names = base["data"]["labels"]
+    b, n = (decode_predictions(r["variants"]["int8-dynamic"]["eval_predictions"]) for r in (base, new))
+    targets = decode_predictions(base["data"]["eval_targets"])
+    rows = [i for i in range(len(b)) if b[i] != n[i]]
+    assert len(rows) == 12 and [e["row"] for e in check["flipped_examples"]] == rows[:10]
+    first = check["flipped_examples"][0]
+    assert (first["label"], first["base"], first["new"]) == (
+        names[targets[rows[0]]],
+        names[b[rows[0]]],
+        names[n[rows[0]]],
+    )
+    assert f"  - eval rows (first 10): row {rows[0]} ({first['label']}): {first['base']} → {first['new']};" in table
     assert not any("interval not available" in n for n in result["notes"])
 
 
