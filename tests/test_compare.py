@@ -443,6 +443,10 @@ def test_compare_pairs_the_rows_of_two_reports_of_the_same_data() -> None:
     lo, hi = check["interval"]
     assert lo < -2 / 2562 < hi and check["verdict"] == "within noise"
     assert f"(-0.08 points, 95% CI {lo * 100:+.2f}…{hi * 100:+.2f}, within noise; 12 rows flipped;" in check["message"]
+    assert check["variant"] == "int8-dynamic"  # the CI summary reads the row's fields, not the item text
+    rerun = compare_reports(base, new)["checks"]
+    again = next(c for c in rerun if c["item"] == "int8-dynamic" and c["metric"] == "accuracy")
+    assert again["interval"] == check["interval"]  # the bootstrap is seeded from the report: same pair, same CI
     same = next(c for c in result["checks"] if c["item"] == "fp32-onnx" and c["metric"] == "accuracy")
     assert same["flipped_rows"] == 0 and same["interval"] == [0.0, 0.0]
     table = render_comparison(result)
@@ -468,9 +472,21 @@ def test_compare_says_why_no_interval_for_other_data_or_an_older_report() -> Non
     base, new = _v3(), _v3()
     new["data"]["fingerprint"] = "0123456789abcdef" + new["data"]["fingerprint"][16:]
     notes = compare_reports(base, new)["notes"]
-    assert "accuracy interval not available: the reports scored different eval data (fingerprint cfb69bc647b6 vs " in (
+    assert "the reports scored different eval data (fingerprint cfb69bc647b6 vs 0123456789ab): rows cannot be" in (
         "\n".join(notes)
     )
+    # one variant without stored predictions, another with a different number of them: said per variant
+    base, new = _v3(), _v3()
+    del new["variants"]["int8-dynamic"]["eval_predictions"]
+    new["variants"]["int8-static"]["eval_predictions"] = base["variants"]["int8-static"]["eval_predictions"][:-1]
+    result = compare_reports(base, new)
+    assert (
+        "int8-dynamic: accuracy interval not available: a report has no eval predictions for this variant"
+        in result["notes"]
+    )
+    assert "int8-static: accuracy interval not available: 2562 vs 2561 predictions stored" in result["notes"]
+    checks = {c["item"]: c for c in result["checks"] if c["metric"] == "accuracy"}
+    assert "interval" not in checks["int8-dynamic"] and "interval" in checks["fp32-onnx"]
     result = compare_reports(_v2(), _v3())
     assert (
         "accuracy interval not available: BASE stores no eval predictions (written before schema 3)" in result["notes"]
