@@ -447,6 +447,13 @@ def test_compare_pairs_the_rows_of_two_reports_of_the_same_data() -> None:
     rerun = compare_reports(base, new)["checks"]
     again = next(c for c in rerun if c["item"] == "int8-dynamic" and c["metric"] == "accuracy")
     assert again["interval"] == check["interval"]  # the bootstrap is seeded from the report: same pair, same CI
+    from optkit.evaluate.paired import paired_change
+    from optkit.tasks import get_task
+
+    before, after = (decode_predictions(r["variants"]["int8-dynamic"]["eval_predictions"]) for r in (base, new))
+    truth = decode_predictions(base["data"]["eval_targets"])
+    direct = paired_change(get_task("text-classification"), before, after, truth, ["rotten", "fresh"], seed=42)
+    assert check["interval"] == direct["accuracy_delta_ci95"]  # seeded with BASE's recipe seed (42)
     same = next(c for c in result["checks"] if c["item"] == "fp32-onnx" and c["metric"] == "accuracy")
     assert same["flipped_rows"] == 0 and same["interval"] == [0.0, 0.0]
     table = render_comparison(result)
@@ -474,6 +481,19 @@ def test_compare_says_why_no_interval_for_other_data_or_an_older_report() -> Non
     notes = compare_reports(base, new)["notes"]
     assert "the reports scored different eval data (fingerprint cfb69bc647b6 vs 0123456789ab): rows cannot be" in (
         "\n".join(notes)
+    )
+    # the same fingerprint but other targets, or a task this optkit does not know: no pairing, and why
+    base, new = _v3(), _v3()
+    new["data"]["eval_targets"] = encode_predictions([1 - y for y in decode_predictions(new["data"]["eval_targets"])])
+    assert (
+        "accuracy interval not available: the reports' eval targets differ although their data fingerprints are "
+        "equal: rows cannot be paired" in compare_reports(base, new)["notes"]
+    )
+    base, new = _v3(), _v3()
+    new["task"] = {"name": "speech-recognition", "primary_metric": "accuracy", "metrics": []}
+    assert (
+        "accuracy interval not available: task 'speech-recognition' is not known to this optkit"
+        in (compare_reports(base, new)["notes"])
     )
     # one variant without stored predictions, another with a different number of them: said per variant
     base, new = _v3(), _v3()
