@@ -177,3 +177,16 @@ def test_a_variant_that_fails_its_gate_loses_its_old_package_and_cannot_be_recom
     assert sorted(p.name for p in (root / "reports" / "tiny" / "packages").iterdir()) == ["fp32-onnx", "int8-dynamic"]
     assert outcome.report["recommended"]["variant"] in {"fp32-onnx", "int8-dynamic"}
     assert "int8-static" not in outcome.report["recommended"]["candidates"]
+
+
+def test_a_torch_variant_packages_as_its_folder_and_predicts_like_its_evaluation(
+    run: dict[str, Any], tmp_path: Path
+) -> None:
+    """`report.package: [baseline]`: the torch folder, label names in config.json, run through the task's loader."""
+    dest = package_variant(run["out"], "baseline", tmp_path / "baseline", workspace=run["ws"])
+    manifest = read_package(dest)
+    assert manifest["format"] == "torch" and "model.safetensors" in manifest["files"]
+    assert [i["name"] for i in manifest["inputs"]] == ["input_ids", "token_type_ids", "attention_mask"]
+    texts = run["splits"].eval.texts[:10]
+    _, results = predict_package(dest, texts, batch_size=run["batch_size"])
+    assert [manifest["labels"].index(r["label"]) for r in results] == _evaluated(run, "baseline")[:10]
