@@ -11,7 +11,6 @@ leaves the previous package or none, never half of one; the checksums catch a fi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -112,14 +111,19 @@ def stage_package(
 
 def install_package(staged: Path, dest: Path) -> None:
     """Put a staged package at ``dest``; an older package there is moved aside first, then deleted."""
-    trash = dest.parent / f".trash-{dest.name}-{uuid.uuid4().hex[:8]}"
+    trash = _trash(dest)
     if dest.exists():
         os.replace(dest, trash)
     try:
         os.replace(staged, dest)
     finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _trash(folder: Path) -> Path:
+    """Where a folder is moved before it is deleted: a reader never sees it half-deleted, and a kill
+    mid-delete leaves a name ``sweep_stale_temps`` removes."""
+    return folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
 
 
 def read_package(folder: Path, *, verify: bool = True) -> dict[str, Any]:
@@ -276,7 +280,7 @@ def remove_stale(packages_dir: Path, keep: Sequence[str], log: Callable[[str], N
         return
     for d in sorted(packages_dir.iterdir()):
         if d.is_dir() and not d.name.startswith(".") and d.name not in keep and (d / PACKAGE_FILE).exists():
-            trash = packages_dir / f".trash-{d.name}-{uuid.uuid4().hex[:8]}"
+            trash = _trash(d)
             os.replace(d, trash)
             shutil.rmtree(trash, ignore_errors=True)
             log(f"  removed the stale package {str(d)!r} (not packaged by this run)")

@@ -25,7 +25,7 @@ from typing import Any
 
 from optkit.tasks import Task, get_task
 
-__all__ = ["measure_peak_rss"]
+__all__ = ["measure_peak_rss", "measure_peak_rss_shapes"]
 
 _MB = 1024 * 1024
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.reports.charts import measured_rows
 from optkit.reports.metrics import delta_text, primary_metric, task_block
 from optkit.reports.pareto import pareto_front
 
@@ -82,11 +83,9 @@ def _ranking_point(report: dict[str, Any], select: dict[str, Any]) -> tuple[str 
 
 
 def _p50s(report: dict[str, Any], provider: str | None, shape: tuple[int, int] | None) -> dict[str, float]:
-    return {
-        r["variant"]: float(r["latency"]["p50_ms"])
-        for r in report["results"]
-        if r["status"] == "measured" and r["provider"] == provider and (r["batch"], r["seq"]) == shape
-    }
+    if provider is None or shape is None:
+        return {}
+    return {n: float(r["latency"]["p50_ms"]) for n, r in measured_rows(report, provider, *shape).items()}
 
 
 def _reason(
