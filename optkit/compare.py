@@ -144,6 +144,12 @@ def compare_reports(
     checks = _accuracy_checks(base, new, thresholds, notes)
     speed_checks, approx, machine_suspects = _speed_and_memory_checks(base, new, thresholds)
     checks += speed_checks
+    untimed = sorted({r["variant"] for r in new["results"] if r.get("untimed")})
+    if untimed:
+        notes.append(
+            f"NEW left {', '.join(untimed)} untimed on purpose (evaluate.latency.skip): their latency and memory "
+            f"are not compared; their accuracy is"
+        )
     if machine_suspects:
         notes.append(
             "some regressions were timed while other processes took a much larger share of the CPUs than in BASE "
@@ -308,6 +314,7 @@ def _speed_and_memory_checks(
     """Latency and memory checks per measured row; whether a CI was approximated; regressions blamed on load."""
     checks: list[dict[str, Any]] = []
     rows_new = {_key(r): r for r in new["results"] if r["status"] == "measured"}
+    untimed = {_key(r) for r in new["results"] if r.get("untimed")}
     approx, machine_suspects = False, 0
     for rb in base["results"]:
         if rb["status"] != "measured":
@@ -315,7 +322,7 @@ def _speed_and_memory_checks(
         key = _key(rb)
         rn = rows_new.get(key)
         if rn is None:
-            if key[0] in new["variants"]:
+            if key[0] in new["variants"] and key not in untimed:
                 checks.append(_missing(_label(key), "latency") | _where(key))
             continue
         check, exact, busier = _latency_check(rb, rn, key, thresholds)

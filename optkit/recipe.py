@@ -212,6 +212,12 @@ class LatencySpec(BaseModel):
         description="Stop timing a shape once this many seconds have passed (after min_runs each); "
         "'runs' is then an upper bound.",
     )
+    skip: list[str] = Field(
+        default_factory=list,
+        description="Variants left untimed on purpose (no latency or memory; accuracy is still scored), e.g. "
+        "[baseline] in CI, where the PyTorch baseline's speed is not what is gated. Their rows say so, and "
+        "compare does not count them missing. The speed-up reference cannot be skipped.",
+    )
 
     @field_validator("runs", mode="before")
     @classmethod
@@ -543,6 +549,7 @@ class Recipe(BaseModel):
         ref = self.evaluate.reference
         if ref is not None and ref not in self.variants:
             raise ValueError(f"evaluate.reference names unknown variant {ref!r}{_closest(ref, self.variants)}")
+        self._check_skip()
         for name in self.variants:
             steps = [s.kind for s in self.chain(name) if s.uses_calibration]
             if steps and self.data.splits.calibration == 0:
@@ -557,6 +564,24 @@ class Recipe(BaseModel):
         """Validate against every pass registered by now (see ``_refresh_step_types``)."""
         _refresh_step_types()
         return super().model_validate(obj, **kwargs)
+
+    def _check_skip(self) -> None:
+        """Untimed variants exist, are not the reference, and carry no gate that needs their speed."""
+        for name in self.evaluate.latency.skip:
+            if name != "baseline" and name not in self.variants:
+                raise ValueError(f"evaluate.latency.skip names unknown variant {name!r}{_closest(name, self.variants)}")
+            if name == self.evaluate.reference:
+                raise ValueError(
+                    f"evaluate.latency.skip: {name!r} is evaluate.reference, which every speed-up is measured "
+                    f"against; time it, or choose another reference"
+                )
+            for gate_name in (name, "*") if name != "baseline" else ():  # gates apply to variants only
+                gate = self.report.gates.get(gate_name)
+                if gate is not None and gate.min_speedup is not None:
+                    raise ValueError(
+                        f"report.gates.{gate_name}.min_speedup needs the speed of {name!r}, which "
+                        f"evaluate.latency.skip leaves untimed; remove one of the two"
+                    )
 
     def _check_select(self) -> None:
         select = self.report.select

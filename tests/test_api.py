@@ -263,3 +263,33 @@ def test_pareto_front_in_html_marks_undominated_variants(first_run) -> None:  # 
     page = render_html(report)
     for n in points:
         assert (f'<tr class="front"><td class="l">{n}' in page) == (n in front)
+
+
+def test_a_variant_left_untimed_is_said_so_and_compare_does_not_count_it_missing(first_run) -> None:  # type: ignore[no-untyped-def]
+    """CI can skip timing the PyTorch baseline; its accuracy is still scored and compared, its speed is not."""
+    import yaml
+
+    from optkit.compare import compare_reports
+    from optkit.reports.schema import validate_report
+
+    root, path, outcome = first_run
+    data = yaml.safe_load(path.read_text())
+    data["evaluate"]["latency"]["skip"] = ["baseline"]
+    untimed = root / "untimed.yaml"
+    untimed.write_text(yaml.safe_dump(data))
+    new = run_recipe(untimed, output=root / "untimed-reports", workspace=root / "ws").report
+    validate_report(new)
+    rows = {r["variant"]: r for r in new["results"] if r["provider"] == "cpu"}
+    assert rows["baseline"]["status"] == "not measured: left untimed on purpose (evaluate.latency.skip)"
+    assert rows["baseline"]["untimed"] is True and "latency" not in rows["baseline"]
+    assert all(rows[v]["status"] == "measured" for v in ("fp32-onnx", "int8-dynamic", "int8-static"))
+    assert "accuracy" in new["variants"]["baseline"]
+    result = compare_reports(outcome.report, new)
+    checked = {c["variant"] for c in result["checks"] if c["metric"] == "p50 latency"}
+    assert "baseline" not in checked and "fp32-onnx" in checked
+    assert any("left baseline untimed on purpose" in n for n in result["notes"])
+    assert not [c for c in result["checks"] if "missing from NEW" in c["message"]]
+    # the other way round BASE's untimed rows are simply not there to compare: nothing fails for them
+    assert not [
+        c for c in compare_reports(new, outcome.report)["checks"] if c["variant"] == "baseline" and "p50" in c["metric"]
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 from optkit.artifact import Artifact
 from optkit.cache import ArtifactCache, cache_key
 from optkit.envinfo import available_cpus, cpu_flags
+from optkit.errors import RecipeError
 from optkit.evaluate.explain import explain_onnx
 from optkit.evaluate.paired import changed_examples, encode_predictions, paired_change
 from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch_logits
@@ -54,13 +55,18 @@ def evaluate_build(
     With ``strict_providers`` a provider missing from this onnxruntime build, or a session whose
     nodes mostly fell back to the CPU, raises instead of becoming a 'not measured' row.
     """
+    ref = reference_variant(recipe)
+    if ref in recipe.evaluate.latency.skip:
+        raise RecipeError(
+            f"evaluate.latency.skip: {ref!r} is the speed-up reference (the first fp32 ONNX variant); "
+            f"time it, or set evaluate.reference to another variant"
+        )
     for provider in recipe.evaluate.providers:  # fail before minutes of accuracy passes, not after
         provider_status(provider, strict=strict_providers)
     splits = build.splits
     assert splits is not None  # build_artifacts always loads them
     names = list(build.artifacts)
     threads = recipe.evaluate.latency.threads or available_cpus()
-    ref = reference_variant(recipe)
 
     task = get_task(recipe.model.task)
     outputs = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}

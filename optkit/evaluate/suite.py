@@ -80,7 +80,9 @@ def measure_provider(
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
         return [_row(s.name, provider, shape, reason=reason, options=effective) for s in subjects for shape in shapes]
     ort_name = ort_provider_name(provider)
-    runners, skipped, placements = _prepare(subjects, provider, shapes[0], threads, progress, strict, options)
+    timed_subjects = [s for s in subjects if s.name not in latency.skip]
+    runners, skipped, placements = _prepare(timed_subjects, provider, shapes[0], threads, progress, strict, options)
+    skipped |= {s.name: UNTIMED for s in subjects if s.name in latency.skip}
     rows: list[dict[str, Any]] = []
     for shape in shapes:
         timed = {n: make(shape) for n, make in runners.items()}
@@ -90,7 +92,8 @@ def measure_provider(
         for subject in subjects:
             name, placement = subject.name, placements.get(subject.name)
             if name in skipped:
-                rows.append(_row(name, provider, shape, reason=skipped[name], placement=placement, options=effective))
+                row = _row(name, provider, shape, reason=skipped[name], placement=placement, options=effective)
+                rows.append(row | ({"untimed": True} if name in latency.skip else {}))
                 continue
             stats[name].update(_stop_fields(latency, timing))
             row = _row(
@@ -107,6 +110,10 @@ def measure_provider(
         live = [s for s in subjects if s.name not in skipped]
         _measure_memory(live, rows, shapes, ort_name, effective, threads, task, progress)
     return rows
+
+
+# The status of a row the recipe chose not to time; compare reads the row's ``untimed`` flag, not this text.
+UNTIMED = "left untimed on purpose (evaluate.latency.skip)"
 
 
 def _stop_fields(latency: LatencySpec, timing: dict[str, Any]) -> dict[str, Any]:

@@ -181,6 +181,29 @@ def test_latency_spec_rejections_name_the_field_and_the_fix(
         recipe_from_dict(recipe_dict)
 
 
+@pytest.mark.parametrize(
+    ("skip", "extra", "match"),
+    [
+        (["fp32"], {}, r"evaluate\.latency\.skip names unknown variant 'fp32'; did you mean 'fp32-onnx'"),
+        (["fp32-onnx"], {"reference": "fp32-onnx"}, r"'fp32-onnx' is evaluate\.reference, .*choose another reference"),
+        (["int8-dynamic"], {"gate": 1.2}, r"report\.gates\.int8-dynamic\.min_speedup needs the speed of"),
+    ],
+    ids=["unknown", "reference", "speed-gate"],
+)
+def test_untimed_variants_are_checked_against_the_reference_and_the_speed_gates(
+    schema_recipe_dict: dict[str, Any], skip: list[str], extra: dict[str, Any], match: str
+) -> None:
+    schema_recipe_dict["evaluate"]["latency"]["skip"] = skip
+    if "reference" in extra:
+        schema_recipe_dict["evaluate"]["reference"] = extra["reference"]
+    if "gate" in extra:
+        schema_recipe_dict["report"]["gates"]["int8-dynamic"]["min_speedup"] = extra["gate"]
+    with pytest.raises(RecipeError, match=match):
+        recipe_from_dict(schema_recipe_dict)
+    schema_recipe_dict["evaluate"]["latency"]["skip"] = ["baseline"]  # the CI case: always allowed
+    assert recipe_from_dict(schema_recipe_dict).evaluate.latency.skip == ["baseline"]
+
+
 def test_bench_rows_say_what_ended_the_timing_and_share_one_memory_probe(exported: Artifact) -> None:
     """The harness end to end on the tiny model: a loose target (±50%) is met at the floor on any sane
     machine; a sub-millisecond model on a very busy one may still need the cap, and the row must say so."""
