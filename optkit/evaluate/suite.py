@@ -83,10 +83,9 @@ def measure_provider(
     reason = provider_status(provider, strict=strict)
     if reason is not None:
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
-        for t in traffic or []:
-            (traffic_out if traffic_out is not None else []).append(
-                _traffic_group(t, provider, None, {s.name: reason for s in subjects}, {}, {}, {})
-            )
+        if traffic_out is not None:
+            why = {s.name: reason for s in subjects}
+            traffic_out += [_traffic_group(t, provider, None, why, {}, {}, {}) for t in traffic or []]
         return [_row(s.name, provider, shape, reason=reason, options=effective) for s in subjects for shape in shapes]
     ort_name = ort_provider_name(provider)
     runners, skipped, placements = _prepare(subjects, provider, shapes[0], threads, progress, strict, options)

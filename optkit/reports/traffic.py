@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["fusion_lines", "traffic_html", "traffic_markdown"]
+from optkit.evaluate.contention import busy_note
+
+__all__ = ["fusion_lines", "traffic_html", "traffic_markdown", "traffic_notes"]
 
 _WHY = (
     "Eval rows replayed at their natural token lengths (each request padded only to its longest row), every "
@@ -75,6 +77,28 @@ _HEADERS = [
 ]
 
 
+def _not_measured(group: dict[str, Any]) -> str | None:
+    """One line for a group with no measured row (a missing provider), instead of a table of reasons."""
+    if any(r["status"] == "measured" for r in group["rows"]):
+        return None
+    reasons = sorted({r["status"] for r in group["rows"]}) or ["not measured: no variant to time"]
+    return f"{group['provider']} {group['label']}: {'; '.join(reasons)}"
+
+
+def traffic_notes(report: dict[str, Any]) -> list[str]:
+    """A busy timing window on traffic, said as for the fixed shapes."""
+    notes = []
+    for g in report.get("traffic") or []:
+        busy = busy_note(g.get("contention"))
+        if busy:
+            notes.append(
+                f"latency at {g['provider']} {g['label']}: {busy}, so its milliseconds are slower than on a quiet "
+                f"machine; the speed-ups within this run stay comparable (every variant replayed the same requests, "
+                f"interleaved)."
+            )
+    return notes
+
+
 def traffic_markdown(report: dict[str, Any]) -> list[str]:
     """``## Latency on real traffic``: per provider and traffic shape, the lengths replayed and a row per variant."""
     groups = report.get("traffic") or []
@@ -83,6 +107,9 @@ def traffic_markdown(report: dict[str, Any]) -> list[str]:
     lines = ["## Latency on real traffic", "", _WHY, ""]
     for g in groups:
         lines += [f"### {g['provider']} {g['label']}", ""]
+        if missing := _not_measured(g):
+            lines += [missing, ""]
+            continue
         if "lengths" in g:
             lines += [_lengths_sentence(g["lengths"]) + f"; {g.get('rounds', '?')} rounds.", ""]
         lines += ["| " + " | ".join(_HEADERS) + " |", "|" + "---|" * len(_HEADERS)]
@@ -99,6 +126,9 @@ def traffic_html(report: dict[str, Any]) -> str:
     parts = [f"<h2>Latency on real traffic</h2><p>{e(_WHY)}</p>"]
     for g in groups:
         parts.append(f"<h3>{e(g['provider'])} {e(g['label'])}</h3>")
+        if missing := _not_measured(g):
+            parts.append(f"<p>{e(missing)}</p>")
+            continue
         if "lengths" in g:
             parts.append(f"<p class='muted'>{e(_lengths_sentence(g['lengths']))}</p>")
         head = "".join(f"<th>{e(h)}</th>" for h in _HEADERS)

@@ -88,6 +88,7 @@ def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path:
     import yaml
 
     from optkit.api import run_recipe
+    from optkit.evaluate.providers import provider_status
 
     data = copy.deepcopy(recipe_dict)
     data["baseline"] = [{"finetune": {"epochs": 1, "max_steps": 2, "batch_size": 16}}]
@@ -97,13 +98,18 @@ def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path:
         {"traffic": "eval", "requests": 12},
         {"traffic": "eval", "batch": 4, "requests": 5, "include_preprocessing": True},
     ]
+    data["evaluate"]["providers"] = ["cpu", "cuda"]  # no CUDA here: its traffic rows say why
     data["report"] = {"formats": ["json", "md", "html"]}
     path = tmp_path / "traffic.yaml"
     path.write_text(yaml.safe_dump(data))
     run_recipe(path, output=tmp_path / "reports", workspace=tmp_path / "ws")
     out = tmp_path / "reports" / "tiny"
     report = json.loads((out / "report.json").read_text())
-    first, second = report["traffic"]
+    first, second, *on_cuda = report["traffic"]
+    assert [g["provider"] for g in on_cuda] == ["cuda", "cuda"]
+    if provider_status("cuda") is not None:  # the usual case: no GPU build here
+        assert "lengths" not in on_cuda[0]
+        assert all(r["status"].startswith("not measured: ") for g in on_cuda for r in g["rows"])
     assert first["label"] == "traffic:eval b1" and second["label"] == "traffic:eval b4 +tok"
     assert first["lengths"]["rows"] == 12 and first["lengths"]["padding_overhead"] == 1.0
     assert second["lengths"]["rows"] == 20 and second["lengths"]["padding_overhead"] >= 1.0
@@ -111,7 +117,26 @@ def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path:
     assert set(rows) == {"baseline", "fp32-onnx"} and all(len(r["samples_ms"]) == 12 for r in rows.values())
     assert rows["fp32-onnx"]["speedup_vs_reference"] == pytest.approx(1.0)
     assert rows["baseline"]["paired_speedup"]["median"] > 0
-    assert [(r["batch"], r["seq"]) for r in report["results"]] == [(1, 16), (1, 16)]  # fixed shapes unchanged
+    assert {(r["batch"], r["seq"]) for r in report["results"]} == {(1, 16)}  # fixed shapes unchanged
     md = (out / "report.md").read_text()
     assert "## Latency on real traffic" in md and "### cpu traffic:eval b4 +tok" in md and "tokens per row" in md
     assert "Latency on real traffic" in (out / "report.html").read_text()
+
+
+def test_traffic_section_compacts_missing_providers_and_notes_busy_windows() -> None:
+    from optkit.reports.traffic import traffic_html, traffic_markdown, traffic_notes
+
+    why = "not measured: CUDAExecutionProvider not available"
+    busy = {"other_cpu_share": 0.8, "steal_share": 0.0, "window_s": 10.0, "cpus": 2}
+    report = {
+        "traffic": [
+            {"provider": "cuda", "label": "traffic:eval b1", "shape": {}, "rows": [{"variant": "a", "status": why}]},
+            {"provider": "cpu", "label": "traffic:eval b1", "shape": {}, "rows": [], "contention": busy},
+        ]
+    }
+    md = "\n".join(traffic_markdown(report))
+    assert f"cuda traffic:eval b1: {why}" in md and "| a |" not in md
+    assert why in traffic_html(report)
+    (note,) = traffic_notes(report)
+    assert note.startswith("latency at cpu traffic:eval b1: other processes used 80% of the 2 CPUs")
+    assert traffic_markdown({"results": []}) == [] and traffic_html({}) == ""

@@ -144,3 +144,19 @@ def test_optimize_in_a_recipe_round_trips(schema_recipe_dict: dict) -> None:
     assert [s.kind for s in recipe.variants["fused-int8"]] == ["export", "optimize", "quantize"]
     again = recipe_from_dict(recipe.model_dump(mode="json"))
     assert again.variants["fused-int8"] == recipe.variants["fused-int8"]
+
+
+def test_notes_say_fp16_on_cpu_is_slow_and_fused_fp32_gains_nothing() -> None:
+    def report(chain: list[dict[str, Any]], speedup: float) -> dict[str, Any]:
+        row = {"variant": "v", "provider": "cpu", "batch": 1, "seq": 128, "status": "measured"}
+        return {
+            "reference": "fp32-onnx",
+            "variants": {"v": {"chain": chain}},
+            "results": [row | {"speedup_vs_reference": speedup}],
+        }
+
+    fused = [{"kind": "export"}, {"kind": "optimize"}]
+    assert "float16 on the CPU provider (0.40×" in OptimizeConfig(float16=True).report_notes("v", report(fused, 0.4))[0]
+    assert "already fuses the plain graph" in OptimizeConfig().report_notes("v", report(fused, 1.01))[0]
+    assert OptimizeConfig().report_notes("v", report(fused, 1.2)) == []
+    assert OptimizeConfig().report_notes("v", report([*fused, {"kind": "quantize"}], 1.0)) == []
