@@ -82,7 +82,7 @@ def test_traffic_alone_is_refused(schema_recipe_dict: dict) -> None:
         recipe_from_dict(schema_recipe_dict)
 
 
-def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path: Path) -> None:
+def test_a_run_reports_traffic_next_to_fixed_shapes_and_fusion(recipe_dict: dict, tmp_path: Path) -> None:
     import json
 
     import yaml
@@ -92,7 +92,7 @@ def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path:
 
     data = copy.deepcopy(recipe_dict)
     data["baseline"] = [{"finetune": {"epochs": 1, "max_steps": 2, "batch_size": 16}}]
-    data["variants"] = {"fp32-onnx": [{"export": {}}]}
+    data["variants"] = {"fp32-onnx": [{"export": {}}], "fused": [{"export": {}}, {"optimize": {}}]}
     data["evaluate"]["shapes"] = [
         {"batch": 1, "seq": 16},
         {"traffic": "eval", "requests": 12},
@@ -114,11 +114,15 @@ def test_a_run_reports_traffic_next_to_fixed_shapes(recipe_dict: dict, tmp_path:
     assert first["lengths"]["rows"] == 12 and first["lengths"]["padding_overhead"] == 1.0
     assert second["lengths"]["rows"] == 20 and second["lengths"]["padding_overhead"] >= 1.0
     rows = {r["variant"]: r for r in first["rows"]}
-    assert set(rows) == {"baseline", "fp32-onnx"} and all(len(r["samples_ms"]) == 12 for r in rows.values())
+    assert set(rows) == {"baseline", "fp32-onnx", "fused"} and all(len(r["samples_ms"]) == 12 for r in rows.values())
     assert rows["fp32-onnx"]["speedup_vs_reference"] == pytest.approx(1.0)
     assert rows["baseline"]["paired_speedup"]["median"] > 0
     assert {(r["batch"], r["seq"]) for r in report["results"]} == {(1, 16)}  # fixed shapes unchanged
     md = (out / "report.md").read_text()
+    # the runner hands optimize its lineage, so the fused graph is checked against the fine-tuned PyTorch model
+    (step,) = [s for s in report["steps"] if s["kind"] == "optimize"]
+    assert step["meta"]["validation"]["against"] == "PyTorch" and step["meta"]["fused_ops"]["Attention"] == 2
+    assert "## Graph fusion" in md and "fused step 2 (optimize): Attention 2" in md
     assert "## Latency on real traffic" in md and "### cpu traffic:eval b4 +tok" in md and "tokens per row" in md
     assert "Latency on real traffic" in (out / "report.html").read_text()
 
