@@ -195,6 +195,8 @@ def _assemble_report(
         "results": evaluation["results"],
         "steps": [asdict(s) for s in build.steps],
     }
+    if "traffic" in evaluation:
+        report["traffic"] = evaluation["traffic"]
     report["gates"] = check_gates(recipe, evaluation)
     report["notes"] = run_notes(recipe, report)
     report["passed"] = all(g["passed"] for g in report["gates"])

@@ -35,6 +35,7 @@ __all__ = [
     "SelectSpec",
     "Shape",
     "Step",
+    "TrafficShape",
     "load_recipe",
 ]
 
@@ -160,6 +161,32 @@ class Shape(BaseModel):
     model_config = _STRICT
     batch: int = Field(ge=1, le=4096)
     seq: int = Field(ge=1, le=4096)
+
+
+class TrafficShape(BaseModel):
+    """A latency shape of real requests: eval rows at their natural token lengths, not padded to one length.
+
+    Written in ``evaluate.shapes`` as ``{traffic: eval}``; kept apart from the fixed shapes (in
+    ``evaluate.traffic``), so gates, the recommendation and memory still read the fixed ones.
+    """
+
+    model_config = _STRICT
+    traffic: Literal["eval"] = Field(description="Whose rows to replay: 'eval', the eval split's rows, in order.")
+    batch: int = Field(1, ge=1, le=4096, description="Rows per request, padded to the longest row in it.")
+    requests: int | None = Field(
+        500,
+        ge=5,
+        description="Requests replayed per variant, rows spread evenly over the eval split so its length "
+        "distribution is kept; null: every eval row. Every variant gets the same requests in the same order.",
+    )
+    include_preprocessing: bool = Field(
+        False, description="Time tokenisation too (end to end from text), not the model call alone."
+    )
+
+    @property
+    def label(self) -> str:
+        """How reports and progress lines name it: ``traffic:eval b1`` (``+tok`` with tokenisation)."""
+        return f"traffic:{self.traffic} b{self.batch}" + (" +tok" if self.include_preprocessing else "")
 
 
 # Adaptive timing defaults (see LatencySpec): ±3% is well inside compare's default 10% latency threshold;
@@ -314,6 +341,11 @@ class EvaluateSpec(BaseModel):
         description="Latency shapes: a list of {batch, seq}, or a grid {batch: [...], seq: [...]} expanded to "
         "every pair; the first one is used for speed gates.",
     )
+    traffic: list[TrafficShape] = Field(
+        default_factory=list,
+        description="Latency on real traffic: where the {traffic: eval} entries of shapes go. Each replays eval "
+        "rows at their natural token lengths (dynamic padding), timed interleaved like the fixed shapes.",
+    )
     latency: LatencySpec = Field(default_factory=LatencySpec)
     batch_size: int = Field(32, ge=1, description="Batch size for the accuracy pass over the eval split.")
     memory: bool = Field(True, description="Measure peak RSS of each variant in its own process.")
@@ -387,6 +419,24 @@ class EvaluateSpec(BaseModel):
         if len({ort_provider_name(p) for p in v}) != len(v):
             raise ValueError(f"{v} names a provider twice; list each once")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _traffic_apart(cls, data: Any) -> Any:
+        """``{traffic: eval}`` entries of ``shapes`` move to ``traffic``; at least one fixed shape must stay."""
+        if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+            return data
+        shapes = data["shapes"]
+        traffic = [s for s in shapes if isinstance(s, dict) and "traffic" in s]
+        if not traffic:
+            return data
+        fixed = [s for s in shapes if not (isinstance(s, dict) and "traffic" in s)]
+        if not fixed:
+            raise ValueError(
+                "shapes: {traffic: eval} needs at least one fixed {batch, seq} shape beside it (speed gates, the "
+                "recommendation and peak memory use the first fixed shape); add e.g. {batch: 1, seq: 128}"
+            )
+        return {**data, "shapes": fixed, "traffic": [*(data.get("traffic") or []), *traffic]}
 
     @field_validator("shapes", mode="before")
     @classmethod

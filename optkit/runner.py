@@ -69,6 +69,7 @@ def build_artifacts(
     chains = {"baseline": list(recipe.baseline)} | {n: recipe.chain(n) for n in recipe.variants}
     for name, chain in chains.items():
         artifact = source
+        lineage: list[Artifact] = []
         for index, step in enumerate(chain):
             spec = get_pass(step.kind)
             parts = _key_inputs(recipe, step, spec, artifact, splits)
@@ -82,7 +83,13 @@ def build_artifacts(
                     cache.invalidate(key, label)
                 progress.log(f"[bold]{label}[/] key {key[:12]} …")
                 ctx = PassContext(
-                    out_dir=Path(), step=label, settings=settings, splits=splits, progress=progress, cache=cache
+                    out_dir=Path(),
+                    step=label,
+                    settings=settings,
+                    splits=splits,
+                    progress=progress,
+                    cache=cache,
+                    lineage=tuple(lineage),
                 )
                 check_disk(cache.root, 2 * weights_bytes(artifact.path), f"{label} (cache entry {key[:12]})")
                 try:
@@ -98,6 +105,7 @@ def build_artifacts(
                 seen[key] = meta
             pass_meta = meta.get("pass_meta", {})
             result.steps.append(StepRecord(name, index, step.kind, key, status, time.perf_counter() - t0, pass_meta))
+            lineage.append(artifact)
             artifact = Artifact(cache.path(key), spec.output_format, key, pass_meta)
         result.artifacts[name] = artifact
     result.splits = splits()

@@ -11,6 +11,7 @@ from optkit import recipe as schema
 from optkit.passes.distill import DistillConfig, StudentSpec
 from optkit.passes.finetune import FinetuneConfig
 from optkit.passes.onnx_export import ExportConfig
+from optkit.passes.ort_optimize import OptimizeConfig
 from optkit.passes.ort_quantize import QuantizeConfig
 from optkit.passes.prune import PruneConfig
 
@@ -23,11 +24,13 @@ MODELS = [
     schema.Splits,
     schema.EvaluateSpec,
     schema.LatencySpec,
+    schema.TrafficShape,
     schema.GateSpec,
     schema.CompareSpec,
     schema.ReportSpec,
     FinetuneConfig,
     ExportConfig,
+    OptimizeConfig,
     QuantizeConfig,
     PruneConfig,
     DistillConfig,

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_default_recipe_loads_and_round_trips() -> None:
     recipe = load_recipe(ROOT / "recipes" / "bert-int8.yaml")
-    assert list(recipe.variants) == ["fp32-onnx", "int8-dynamic", "int8-static"]
+    assert list(recipe.variants) == ["fp32-onnx", "int8-dynamic", "int8-static", "optimum-avx512-vnni", "fused-int8"]
     assert [s.kind for s in recipe.chain("int8-static")] == ["finetune", "export", "quantize"]
+    assert [s.kind for s in recipe.chain("fused-int8")] == ["finetune", "export", "optimize", "quantize"]
+    assert [(t.traffic, t.batch) for t in recipe.evaluate.traffic] == [("eval", 1)]
     again = recipe_from_dict(recipe.model_dump(mode="json"))
     assert again == recipe
 

@@ -15,7 +15,7 @@ from typing import Any
 from optkit.artifact import Artifact
 from optkit.cache import ArtifactCache, cache_key
 from optkit.envinfo import available_cpus, cpu_flags
-from optkit.errors import RecipeError
+from optkit.errors import EvaluationError, RecipeError
 from optkit.evaluate.explain import explain_onnx
 from optkit.evaluate.paired import changed_examples, encode_predictions, paired_change
 from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch_logits
@@ -24,9 +24,10 @@ from optkit.evaluate.providers import (
 )
 from optkit.evaluate.slices import slice_changes, slice_groups, worst_slice
 from optkit.evaluate.suite import Subject, measure_provider
+from optkit.evaluate.traffic import TrafficFeeds, request_rows
 from optkit.passes.registry import get_pass
 from optkit.progress import Progress
-from optkit.recipe import Recipe, Shape
+from optkit.recipe import Recipe, Shape, TrafficShape
 from optkit.runner import BuildResult
 from optkit.sources.data import Splits
 from optkit.structure import describe_folder
@@ -104,7 +105,8 @@ def evaluate_build(
         variants[n].update(_paired_fields(recipe, task, splits, outputs, n, groups))
 
     results: list[dict[str, Any]] = []
-    subjects = _subjects(build, splits, task)
+    traffic: list[dict[str, Any]] = []
+    subjects = _subjects(build, splits, task, recipe.data.max_length)
     for provider in recipe.evaluate.providers:
         results += measure_provider(
             subjects,
@@ -118,8 +120,13 @@ def evaluate_build(
             strict=strict_providers,
             task=task,
             options=recipe.evaluate.provider_options.get(provider),
+            traffic=recipe.evaluate.traffic,
+            traffic_out=traffic,
         )
-    return {"variants": variants, "results": results, "reference": ref, "threads": threads, "task": _task_block(task)}
+    evaluation = {"variants": variants, "results": results, "reference": ref, "threads": threads}
+    if traffic:  # only when asked: reports without traffic keep their old shape
+        evaluation["traffic"] = traffic
+    return evaluation | {"task": _task_block(task)}
 
 
 def _task_block(task: Task) -> dict[str, Any]:
@@ -188,11 +195,13 @@ def _predictions(
     return out, confidences
 
 
-def _subjects(build: BuildResult, splits: Splits, task: Task) -> list[Subject]:
+def _subjects(build: BuildResult, splits: Splits, task: Task, max_length: int) -> list[Subject]:
     """Every artifact of the build as something to time, fed real eval texts cut to each shape."""
 
-    def inputs_of(art: Artifact) -> Callable[[Shape, Any], dict[str, Any]]:
-        def inputs(shape: Shape, session: Any) -> dict[str, Any]:
+    def inputs_of(art: Artifact) -> Callable[[Shape, Any], Any]:
+        def inputs(shape: Shape, session: Any) -> Any:
+            if isinstance(shape, TrafficShape):
+                return _traffic_feeds(art, splits, shape, max_length, session)
             enc = _shape_inputs(art, splits, shape)
             return ort_feed(session, enc) if session is not None else enc
 
@@ -216,6 +225,29 @@ def _shape_inputs(art: Artifact, splits: Splits, shape: Shape) -> dict[str, Any]
     texts = [splits.eval.texts[i % len(splits.eval)] for i in range(shape.batch)]
     tok = _tokenizer(art.path)
     return dict(tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
+
+
+def _traffic_feeds(art: Artifact, splits: Splits, shape: TrafficShape, max_length: int, session: Any) -> TrafficFeeds:
+    """The eval rows of ``shape``'s requests, each request padded to its longest row (dynamic padding).
+
+    Tokenised up front, or inside ``feed`` when the shape times preprocessing too.
+    """
+    if not splits.eval.texts:
+        raise EvaluationError("traffic replay needs the eval split's texts; this task's eval rows have none")
+    tok = _tokenizer(art.path)
+    texts = [
+        [splits.eval.texts[i] for i in rows] for rows in request_rows(len(splits.eval), shape.batch, shape.requests)
+    ]
+
+    def encode(chunk: list[str]) -> dict[str, Any]:
+        enc = dict(tok(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
+        return ort_feed(session, enc) if session is not None else enc
+
+    encoded = [encode(chunk) for chunk in texts]
+    lengths = [int(m.sum()) for enc in encoded for m in enc["attention_mask"]]
+    padded = [int(enc["attention_mask"].shape[1]) for enc in encoded for _ in range(len(enc["attention_mask"]))]
+    feed = (lambda i: encode(texts[i])) if shape.include_preprocessing else encoded.__getitem__
+    return TrafficFeeds(len(texts), feed, lengths, padded, max_length)
 
 
 def _load_torch(art: Artifact, task: Task) -> tuple[Any, Any]:

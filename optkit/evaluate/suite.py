@@ -26,9 +26,10 @@ from optkit.evaluate.providers import (
     profile_placement,
     provider_status,
 )
+from optkit.evaluate.traffic import TrafficFeeds, time_requests, traffic_stats
 from optkit.progress import Progress
 from optkit.provider_names import provider_info, session_options
-from optkit.recipe import LatencySpec, Shape
+from optkit.recipe import LatencySpec, Shape, TrafficShape
 from optkit.tasks import Task
 from optkit.testhooks import slowed
 
@@ -42,8 +43,9 @@ class Subject:
     """One model to time.
 
     ``inputs(shape, session)`` gives one batch of that shape: the feed of the ONNX ``session``, or
-    numpy arrays by input name for a torch model (``session`` is None). ``load_torch`` returns the
-    torch model; torch subjects are timed on the CPU provider only.
+    numpy arrays by input name for a torch model (``session`` is None); for a ``TrafficShape`` it
+    gives the ``TrafficFeeds`` of its requests. ``load_torch`` returns the torch model; torch
+    subjects are timed on the CPU provider only.
     """
 
     name: str
@@ -67,17 +69,23 @@ def measure_provider(
     strict: bool = False,
     task: Task | None = None,
     options: dict[str, str] | None = None,
+    traffic: list[TrafficShape] | None = None,
+    traffic_out: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per subject and shape; a missing provider or a mostly-fallen-back session is 'not measured: why'.
 
     ``options`` (the recipe's provider options) reach every session here: the timed one, the
     profiled one that checks placement, and the memory probe's. Each row records what the
-    provider really got (the table's defaults, the options, the thread count).
+    provider really got (the table's defaults, the options, the thread count). Each ``traffic``
+    shape is timed after the fixed ones, on the same sessions; its group goes to ``traffic_out``.
     """
     effective = session_options(provider, options, threads)
     reason = provider_status(provider, strict=strict)
     if reason is not None:
         progress.log(f"[yellow]{provider}[/]: not measured: {reason}")
+        if traffic_out is not None:
+            why = {s.name: reason for s in subjects}
+            traffic_out += [_traffic_group(t, provider, None, why, {}, {}, {}) for t in traffic or []]
         return [_row(s.name, provider, shape, reason=reason, options=effective) for s in subjects for shape in shapes]
     ort_name = ort_provider_name(provider)
     timed_subjects = [s for s in subjects if s.name not in latency.skip]
@@ -106,10 +114,72 @@ def measure_provider(
             row["io_binding"] = _device(ort_name) is not None and subject.format == "onnx"
             row["speedup_vs_reference"] = ref_p50 / stats[name]["p50_ms"] if ref_p50 else None
             rows.append(row)
+    for t in traffic or []:
+        group = _measure_traffic(subjects, runners, skipped, provider, t, latency, reference, progress)
+        if traffic_out is not None:
+            traffic_out.append(group)
     if memory:
         live = [s for s in subjects if s.name not in skipped]
         _measure_memory(live, rows, shapes, ort_name, effective, threads, task, progress)
     return rows
+
+
+def _measure_traffic(
+    subjects: list[Subject],
+    runners: dict[str, Callable[[Shape], Callable[[], Any]]],
+    skipped: dict[str, str],
+    provider: str,
+    shape: TrafficShape,
+    latency: LatencySpec,
+    reference: str,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Every timed subject replays the same requests, interleaved; per-request stats and the lengths replayed."""
+    makers: dict[str, Any] = runners
+    timed = {n: makers[n](shape) for n in runners}
+    feeds = next((s.inputs(shape, None) for s in subjects if s.name not in skipped), None)
+    if not timed or feeds is None:
+        return _traffic_group(shape, provider, None, skipped, {}, {}, {})
+    timing: dict[str, Any] = {}
+    contention: dict[str, Any] = {}
+    label = f"latency {provider} {shape.label}: {feeds.count} requests ({len(timed)} interleaved)"
+    with progress.task(label, total=feeds.count) as advance, watch_other_cpu(contention):
+        samples = time_requests(
+            timed, feeds.count, warmup=latency.warmup, block=latency.block, on_round=advance, record=timing
+        )
+    stats = traffic_stats(samples, reference if reference in samples else None, shape.batch)
+    for name, row in stats.items():
+        row.update(samples_ms=[round(x, 4) for x in samples[name]], warmup_runs=timing["warmup_runs"][name])
+    group = _traffic_group(shape, provider, feeds, skipped, stats, timing, contention)
+    group["reference"] = reference if reference in samples else None
+    return group
+
+
+def _traffic_group(
+    shape: TrafficShape,
+    provider: str,
+    feeds: TrafficFeeds | None,
+    skipped: dict[str, str],
+    stats: dict[str, dict[str, Any]],
+    timing: dict[str, Any],
+    contention: dict[str, Any],
+) -> dict[str, Any]:
+    """One traffic shape on one provider: what was replayed, and a row per variant (measured or why not)."""
+    rows = [{"variant": n, "status": "measured", **row} for n, row in stats.items()]
+    rows += [{"variant": n, "status": f"not measured: {why}"} for n, why in skipped.items()]
+    group: dict[str, Any] = {
+        "provider": provider,
+        "shape": shape.model_dump(mode="json"),
+        "label": shape.label,
+        "rows": rows,
+    }
+    if feeds is not None:
+        group["lengths"] = feeds.describe()
+    if timing:
+        group["rounds"] = timing["rounds"]
+    if contention:
+        group["contention"] = contention
+    return group
 
 
 # The status of a row the recipe chose not to time; compare reads the row's ``untimed`` flag, not this text.
@@ -289,6 +359,9 @@ def _onnx_runner(
     """Plain ``session.run`` with host arrays; I/O binding with device-resident inputs where the table says so."""
 
     def make(shape: Shape) -> Callable[[], Any]:
+        if isinstance(shape, TrafficShape):  # host arrays, request by request: what a server's call pays
+            feeds: TrafficFeeds = subject.inputs(shape, session)  # type: ignore[assignment]
+            return lambda i: session.run(None, feeds.feed(i % feeds.count))  # type: ignore[misc,return-value]
         feed = subject.inputs(shape, session)
         if device is not None:
             return io_binding_runner(session, feed, device, device_id)
@@ -305,6 +378,15 @@ def _torch_runner(subject: Subject, threads: int) -> Callable[[Shape], Callable[
     model = subject.load_torch()
 
     def make(shape: Shape) -> Callable[[], Any]:
+        if isinstance(shape, TrafficShape):
+            feeds: TrafficFeeds = subject.inputs(shape, None)  # type: ignore[assignment]
+
+            def request(i: int) -> Any:
+                with torch.inference_mode():
+                    tensors = {k: torch.from_numpy(v) for k, v in feeds.feed(i % feeds.count).items()}
+                    return model(**tensors).logits
+
+            return request  # type: ignore[return-value]
         feed = {k: torch.from_numpy(v) for k, v in subject.inputs(shape, None).items()}
 
         def run() -> Any:

@@ -126,3 +126,6 @@ class PassContext:
     progress: Progress = field(default_factory=SilentProgress)
     meta: dict[str, Any] = field(default_factory=dict)  # what the pass measured; stored in meta.json
     cache: ArtifactCache | None = None  # for derived data worth sharing between passes (teacher logits)
+    # The artifacts the input was made from, oldest (the source model) first: an ONNX-side pass that
+    # validates against PyTorch finds the last torch one here.
+    lineage: tuple[Artifact, ...] = ()

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.evaluate.predict import create_session, ort_feed
@@ -24,10 +24,20 @@ from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, Pa
 from optkit.passes.registry import register_pass
 from optkit.provider_names import ort_provider_name
 
-__all__ = ["QuantizeConfig", "quantize", "slow_int8_hint"]
+__all__ = ["OPTIMUM_PRESETS", "QuantizeConfig", "optimum_quantization_config", "quantize", "slow_int8_hint"]
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _QTYPE = {"int8": "QInt8", "uint8": "QUInt8"}
+# preset -> the AutoQuantizationConfig method of optimum-onnx that builds it (optimum/onnxruntime/configuration.py)
+OPTIMUM_PRESETS = {
+    "optimum-arm64": "arm64",
+    "optimum-avx2": "avx2",
+    "optimum-avx512": "avx512",
+    "optimum-avx512-vnni": "avx512_vnni",
+    "optimum-ppc64le": "ppc64le",
+}
+_PRESETS_WITH_REDUCE_RANGE = {"optimum-avx2", "optimum-avx512"}  # the others take no reduce_range argument
+OptimumPreset = Literal["optimum-arm64", "optimum-avx2", "optimum-avx512", "optimum-avx512-vnni", "optimum-ppc64le"]
 
 
 class QuantizeConfig(PassConfig):
@@ -56,6 +66,20 @@ class QuantizeConfig(PassConfig):
         None, ge=1, description="Static only: rows of the calibration split to use; default all of it."
     )
     calibration_batch_size: int = Field(8, ge=1, description="Static only: rows per calibration batch.")
+    preset: OptimumPreset | None = Field(
+        None,
+        description="Quantise as an Optimum user would: optimum-onnx's ORTQuantizer with the named "
+        "AutoQuantizationConfig preset (dynamic; it picks the weight and activation types). per_channel, "
+        "reduce_range (avx2/avx512 only), op_types and nodes_to_exclude are passed on to it.",
+    )
+
+    @classmethod
+    def optimum(cls, preset: OptimumPreset, **options: Any) -> QuantizeConfig:
+        """What an Optimum user gets from ``AutoQuantizationConfig.<preset>(is_static=False)``.
+
+        Example: ``QuantizeConfig.optimum("optimum-avx512-vnni", per_channel=False)``.
+        """
+        return cls(preset=preset, **options)
 
     @model_validator(mode="after")
     def _static_only_options(self) -> QuantizeConfig:
@@ -63,6 +87,35 @@ class QuantizeConfig(PassConfig):
         if self.mode == "dynamic" and (self.calibration != "minmax" or self.calibration_samples is not None):
             raise ValueError("calibration options are for mode: static; remove them or set mode: static")
         return self
+
+    @model_validator(mode="after")
+    def _preset_decides_types(self) -> QuantizeConfig:
+        if self.preset is None:
+            return self
+        if self.mode != "dynamic":
+            raise ValueError(
+                f"preset {self.preset!r} is run as dynamic quantisation (Optimum's static path needs a datasets "
+                f"calibration set); remove mode: static, or drop the preset and use optkit's static mode"
+            )
+        if self.weight_type != "int8" or self.activation_type != "uint8":
+            raise ValueError(
+                f"preset {self.preset!r} sets the weight and activation types itself (Optimum's "
+                f"AutoQuantizationConfig.{OPTIMUM_PRESETS[self.preset]}); remove weight_type and activation_type"
+            )
+        if self.reduce_range and self.preset not in _PRESETS_WITH_REDUCE_RANGE:
+            raise ValueError(
+                f"preset {self.preset!r} has no reduce_range option (only optimum-avx2 and optimum-avx512 do); "
+                f"remove reduce_range"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_preset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No ``preset: null`` in the dump, so the cache keys of quantize steps from before presets still hit."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("preset") is None:
+            data.pop("preset", None)
+        return data
 
     @property
     def uses_calibration(self) -> bool:
@@ -89,6 +142,12 @@ class QuantizeConfig(PassConfig):
     def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
         """Why an int8 variant is not faster, where it is not; what GPU providers do with int8."""
         notes = []
+        if self.preset is not None:
+            notes.append(
+                f"{variant}: built by optimum-onnx's ORTQuantizer with AutoQuantizationConfig."
+                f"{OPTIMUM_PRESETS[self.preset]}(is_static=False), what an Optimum user gets from the "
+                f"{self.preset} preset; measured in the same run, interleaved, beside optkit's own variants."
+            )
         explain = report["variants"][variant].get("explain")
         measured = [r for r in report["results"] if r["variant"] == variant and r["status"] == "measured"]
         for r in measured:
@@ -139,6 +198,8 @@ def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifac
     from onnxruntime.quantization import QuantType
 
     target = ctx.out_dir / ONNX_FILE
+    if config.preset is not None:
+        return _quantize_optimum(src, config, ctx)
     common: dict[str, Any] = {
         "per_channel": config.per_channel,
         "reduce_range": config.reduce_range,
@@ -152,7 +213,15 @@ def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifac
             # ORT logs "consider pre-processing" on the root logger; for dynamic int8 of an exported
             # transformer it changes nothing measurable (DESIGN.md), so keep the console clean.
             with _quiet_root_logger():
-                quantize_dynamic(src.onnx_file, target, op_types_to_quantize=config.op_types, **common)
+                quantize_dynamic(
+                    src.onnx_file,
+                    target,
+                    op_types_to_quantize=config.op_types,
+                    # After the optimize pass, com.microsoft ops (Attention, SkipLayerNormalization) may carry
+                    # no output type; ORT then needs a default, or it refuses the MatMuls that follow them.
+                    extra_options={"DefaultTensorType": _FLOAT},
+                    **common,
+                )
         else:
             _quantize_static(src, config, ctx, common)
     except PassError:
@@ -161,6 +230,55 @@ def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifac
         raise PassError(f"{ctx.step}: ONNX Runtime quantisation failed: {type(e).__name__}: {e}") from e
     _copy_side_files(src, ctx)
     ctx.meta["op_counts"] = _op_counts(target)
+    return Artifact(ctx.out_dir, "onnx", key="")
+
+
+_FLOAT = 1  # onnx.TensorProto.FLOAT, without importing onnx at module level
+
+
+def optimum_quantization_config(config: QuantizeConfig) -> Any:
+    """The ``optimum.onnxruntime.QuantizationConfig`` a preset stands for, with the config's pass-on options."""
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    if config.preset is None:
+        raise ValueError("optimum_quantization_config needs a config with a preset")
+    build = getattr(AutoQuantizationConfig, OPTIMUM_PRESETS[config.preset])
+    options: dict[str, Any] = {
+        "is_static": False,
+        "per_channel": config.per_channel,
+        "nodes_to_exclude": list(config.nodes_to_exclude) or None,
+        "operators_to_quantize": list(config.op_types) if config.op_types else None,
+    }
+    if config.preset in _PRESETS_WITH_REDUCE_RANGE:
+        options["reduce_range"] = config.reduce_range
+    return build(**options)
+
+
+def _quantize_optimum(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifact:
+    """Optimum's ORTQuantizer with the preset, writing ``model.onnx`` (and Optimum's ort_config.json)."""
+    try:
+        from optimum.onnxruntime import ORTQuantizer
+
+        qconfig = optimum_quantization_config(config)
+        quantizer = ORTQuantizer.from_pretrained(src.path, file_name=ONNX_FILE)
+        with _quiet_root_logger():
+            quantizer.quantize(quantization_config=qconfig, save_dir=ctx.out_dir, file_suffix=None)
+    except Exception as e:
+        raise PassError(
+            f"{ctx.step}: Optimum's ORTQuantizer with preset {config.preset!r} failed: {type(e).__name__}: {e}"
+        ) from e
+    _copy_side_files(src, ctx)
+    ctx.meta["op_counts"] = _op_counts(ctx.out_dir / ONNX_FILE)
+    ctx.meta["preset"] = {
+        "name": config.preset,
+        "optimum": f"AutoQuantizationConfig.{OPTIMUM_PRESETS[config.preset]}(is_static=False)",
+        "weights": qconfig.weights_dtype.name,
+        "activations": qconfig.activations_dtype.name,
+        "per_channel": qconfig.per_channel,
+        "reduce_range": qconfig.reduce_range,
+        "weights_symmetric": qconfig.weights_symmetric,
+        "operators": [getattr(o, "value", o) for o in qconfig.operators_to_quantize],
+    }
     return Artifact(ctx.out_dir, "onnx", key="")
 
 

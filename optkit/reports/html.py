@@ -21,6 +21,7 @@ from optkit.reports.charts import (
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.pareto import pareto_front
 from optkit.reports.recommend import recommendation_text
+from optkit.reports.traffic import traffic_html
 
 __all__ = ["render_html"]
 
@@ -171,6 +172,7 @@ def render_html(report: dict[str, Any]) -> str:
         ):
             if chart:
                 parts.append(f'<div class="chart">{chart}</div>')
+    parts.append(traffic_html(report))
     parts.append(changes_html(report, class_change_svg(report)))
     if report.get("gates"):
         items = "".join(

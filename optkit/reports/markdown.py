@@ -12,6 +12,7 @@ from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
+from optkit.reports.traffic import fusion_lines, traffic_markdown
 
 __all__ = ["provider_options_lines", "render_markdown", "summary_table"]
 
@@ -74,8 +75,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
         lines += provider_options_lines([r for r in report["results"] if r["provider"] == provider])
+    lines += traffic_markdown(report)
     lines += changes_markdown(report)
     lines += structure_markdown(report)
+    lines += fusion_lines(report)
     lines += _latency_detail(report)
     if report.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]

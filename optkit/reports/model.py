@@ -67,6 +67,7 @@ class Report(BaseModel):
     reference: str
     variants: dict[str, Variant]
     results: list[Result]
+    traffic: list[dict[str, Any]] | None = None  # latency on real traffic, when the recipe asks for it
     notes: list[str] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
     task: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ from typing import Any
 from optkit.evaluate.contention import busy_note
 from optkit.recipe import Recipe
 from optkit.reports.compression import sparsity_notes
+from optkit.reports.traffic import traffic_notes
 
 __all__ = ["gate_noise_notes", "run_notes"]
 
@@ -38,7 +39,7 @@ def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
                 f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
                 f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
             )
-    return notes + sparsity_notes(report) + gate_noise_notes(report)
+    return notes + traffic_notes(report) + sparsity_notes(report) + gate_noise_notes(report)
 
 
 def gate_noise_notes(report: dict[str, Any]) -> list[str]:
