@@ -260,15 +260,22 @@ def test_markdown_detail_states_the_rule_and_each_rows_runs_and_width() -> None:
     assert f"| {stats['p50_ci95_half_width']:.1%} | 20 | precision |" in lines[-2]
 
 
-def test_the_ci_recipe_is_the_default_recipe_timed_adaptively() -> None:
-    """Same models, data, shapes and providers, so `compare` can hold a CI report against a full-length one."""
+def test_the_ci_recipe_is_the_default_recipes_own_variants_timed_adaptively() -> None:
+    """Same model, data, baseline and fixed shapes, and optkit's own variants built the same way (cache
+    hits after `make run`); the peers' variants and the traffic replay stay in the full recipe."""
     root = Path(__file__).resolve().parents[2] / "recipes"
     full, ci = load_recipe(root / "bert-int8.yaml"), load_recipe(root / "bert-int8-ci.yaml")
     assert ci.evaluate.latency.adaptive and not full.evaluate.latency.adaptive
     assert (ci.evaluate.latency.target, ci.evaluate.latency.time_budget_s) == (0.03, 20)
-    same = {"name", "evaluate"}
+    assert ci.evaluate.latency.skip == ["baseline"]
+    same = {"name", "evaluate", "variants"}
     assert ci.model_dump(exclude=same) == full.model_dump(exclude=same)
-    assert ci.evaluate.model_dump(exclude={"latency"}) == full.evaluate.model_dump(exclude={"latency"})
+    assert list(ci.variants) == ["fp32-onnx", "int8-dynamic", "int8-static"]
+    assert all(ci.variants[n] == full.variants[n] for n in ci.variants)
+    assert ci.evaluate.model_dump(exclude={"latency", "traffic"}) == full.evaluate.model_dump(
+        exclude={"latency", "traffic"}
+    )
+    assert not ci.evaluate.traffic and full.evaluate.traffic
 
 
 def test_bench_cli_takes_a_precision_target(exported: Artifact, tmp_path: Path) -> None:
