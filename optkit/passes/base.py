@@ -79,6 +79,12 @@ class PassConfig(BaseModel):
         """Reads the calibration split (static quantisation does)."""
         return False
 
+    @property
+    def trains(self) -> bool:
+        """Runs the shared training loop (``passes.training``): in a multi-process run every rank takes part
+        in this step, while rank 0 alone builds the steps that do not train."""
+        return False
+
     def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
         """Raise an ``OptkitError`` naming ``where`` for what cannot work on ``model``.
 
@@ -126,3 +132,6 @@ class PassContext:
     progress: Progress = field(default_factory=SilentProgress)
     meta: dict[str, Any] = field(default_factory=dict)  # what the pass measured; stored in meta.json
     cache: ArtifactCache | None = None  # for derived data worth sharing between passes (teacher logits)
+    # False on ranks other than 0 of a multi-process training: they compute what rank 0 computes and
+    # throw it away, so they must not write shared files (teacher logits) into the workspace.
+    main_process: bool = True
