@@ -136,7 +136,8 @@ def _build_step(
     if together and not built:
         distributed.agree(False)  # found in the cache: the other ranks skip this training step too
     status = "built" if built else "cached"
-    progress.log(f"  {label}: {status} in {time.perf_counter() - t0:.1f} s")
+    ranks = f" (trained on {distributed.world_size()} processes)" if together and built else ""
+    progress.log(f"  {label}: {status} in {time.perf_counter() - t0:.1f} s{ranks}")
     return meta, status
 
 

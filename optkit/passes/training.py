@@ -11,6 +11,9 @@ gradient. The number of optimiser steps and the learning-rate schedule are there
 one-process run, with no accumulation to adjust, and the trained weights match a one-process run
 with the same seed up to float rounding when the model has no dropout (each rank draws its own
 dropout masks, so with dropout the two runs are equal in distribution, not number by number).
+AdamW divides each update by the gradient's running RMS, which can amplify a rounding-level
+difference in a near-zero gradient: measured on the tiny model at learning rate 3e-3, 4.5e-7 after
+a 32-step fine-tune, up to 3.2e-5 for distillation and pruning recovery (README).
 """
 
 from __future__ import annotations
