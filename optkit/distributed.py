@@ -87,6 +87,12 @@ def init_state() -> Any | None:
     if n <= 1:
         return None  # one process: Accelerator() sets itself up as it always did
     cpu = not torch.cuda.is_available()
+    local, gpus = _env_int("LOCAL_WORLD_SIZE", n), 0 if cpu else torch.cuda.device_count()
+    if not cpu and local > gpus:
+        raise DistributedError(
+            f"{local} processes on this machine need one GPU each, and it has {gpus}; start at most {gpus}, or "
+            "train on the CPU with CUDA_VISIBLE_DEVICES= (empty)"
+        )
     if cpu:
         os.environ["ACCELERATE_USE_CPU"] = "true"  # so every later Accelerator() agrees with this state
     timeout = timedelta(seconds=_env_int("OPTKIT_DIST_TIMEOUT_S", _DEFAULT_TIMEOUT_S))
@@ -205,15 +211,17 @@ def _fail(procs: list[subprocess.Popen[bytes]], failed: int, code: int) -> int:
         p.send_signal(signal.SIGTERM)
     for p in others:
         _wait(p, _STOP_GRACE_S)
+    stopped = f"stopped the other {len(others)} running rank(s)" if others else "no other rank was running"
+    if failed == 0 and code > 0:  # rank 0's own verdict (2 bad input, 1 gate or bug, 130/143 interrupted), said above
+        print(f"optkit: rank 0 of {len(procs)} exited with status {code}; {stopped}", file=sys.stderr, flush=True)
+        return code
     print(
-        f"error: training process rank {failed} of {len(procs)} (pid {procs[failed].pid}) {how}; stopped the "
-        f"other {len(others)} running rank(s). Only rank 0 commits cache entries, each one whole or not at all: "
-        "nothing of the step that was running was kept. Run the same command again to resume",
+        f"error: training process rank {failed} of {len(procs)} (pid {procs[failed].pid}) {how}; {stopped}. Only "
+        "rank 0 commits cache entries, each one whole or not at all: nothing of the step that was running was "
+        "kept. Run the same command again to resume",
         file=sys.stderr,
         flush=True,
     )
-    if failed == 0 and code > 0:
-        return code  # rank 0's own verdict: 2 bad input, 1 gate or bug, 130/143 interrupted
     return 1
 
 
