@@ -150,3 +150,23 @@ def test_a_malformed_world_size_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(distributed.DistributedError, match=r"WORLD_SIZE='two' is not a whole number"):
         distributed.world_size()
+
+
+def _ranks(*codes: str) -> list[subprocess.Popen[bytes]]:
+    """Stand-in ranks: tiny Python processes that end as ``codes`` say (no torch: milliseconds)."""
+    return [subprocess.Popen([sys.executable, "-c", code]) for code in codes]
+
+
+def test_the_launcher_stops_the_others_when_a_rank_dies_and_names_it(capfd: pytest.CaptureFixture[str]) -> None:
+    procs = _ranks("import time; time.sleep(60)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert distributed._watch(procs, []) == 1
+    assert procs[0].returncode == -15  # rank 0 was stopped, not left running
+    err = capfd.readouterr().err
+    assert f"rank 1 of 2 (pid {procs[1].pid}) was killed by SIGKILL" in err and "nothing of the step" in err
+
+
+def test_the_launcher_returns_rank_0s_own_status_for_bad_input(capfd: pytest.CaptureFixture[str]) -> None:
+    """Every rank refuses the same recipe; rank 1 happens to say so first, rank 0 speaks for the run."""
+    procs = _ranks("import sys, time; time.sleep(0.2); sys.exit(2)", "import sys; sys.exit(2)")
+    assert distributed._watch(procs, []) == 2
+    assert "rank 0 of 2 exited with status 2" in capfd.readouterr().err
