@@ -40,6 +40,7 @@ __all__ = [
     "init_state",
     "is_main",
     "launch",
+    "local_world_size",
     "rank",
     "world_size",
 ]
@@ -61,6 +62,11 @@ class DistributedError(OptkitError):
 def world_size() -> int:
     """Processes in this run, from the launcher's environment (1 when not launched as several)."""
     return _env_int("WORLD_SIZE", 1)
+
+
+def local_world_size() -> int:
+    """Processes of this run on this machine (they share its memory)."""
+    return _env_int("LOCAL_WORLD_SIZE", world_size()) if world_size() > 1 else 1
 
 
 def rank() -> int:
