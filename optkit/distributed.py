@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from optkit.envinfo import available_cpus
 from optkit.errors import OptkitError
 
 __all__ = [
@@ -128,11 +129,20 @@ def agree(value: Any) -> Any:
 
 
 def finish() -> None:
-    """Leave the process group (a rank that has nothing left to train exits through here)."""
+    """Leave the process group once the last training step is done on every rank.
+
+    Rank 0 then has the machine to itself (the other ranks exit): it gets back every CPU for
+    torch, whose threads the launcher had split among the ranks, for the evaluation that follows.
+    """
+    import torch
     import torch.distributed as dist
 
-    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+    if world_size() <= 1:
+        return
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    if is_main() and not torch.cuda.is_available():
+        torch.set_num_threads(available_cpus())
 
 
 def peer_lost(exc: BaseException, what: str) -> DistributedError:
@@ -168,7 +178,6 @@ def launch(args: Sequence[str], processes: int, threads: int | None = None) -> i
         MASTER_PORT=str(_free_port()),
         OMP_NUM_THREADS=str(per_rank),
         MKL_NUM_THREADS=str(per_rank),
-        TORCHELASTIC_RUN_ID="optkit",
     )
     procs: list[subprocess.Popen[bytes]] = []
     stopped: list[int] = []
@@ -182,7 +191,7 @@ def launch(args: Sequence[str], processes: int, threads: int | None = None) -> i
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         for r in range(processes):
-            env = {**base, "RANK": str(r), "LOCAL_RANK": str(r), "GROUP_RANK": "0"}
+            env = {**base, "RANK": str(r), "LOCAL_RANK": str(r)}
             procs.append(subprocess.Popen([sys.executable, "-m", "optkit", *args], env=env))
         return _watch(procs, stopped)
     finally:
