@@ -34,7 +34,7 @@ from optkit.sources.data import Splits, load_splits
 from optkit.sources.model import resolve_model
 from optkit.testhooks import pause_point
 
-__all__ = ["RunOutcome", "package_variant", "run_recipe", "validate_recipe"]
+__all__ = ["RunOutcome", "package_variant", "run_recipe", "train_along", "validate_recipe"]
 
 
 @dataclass
@@ -124,6 +124,18 @@ def _run_recipe(
         for tmp in staged.values():
             shutil.rmtree(tmp, ignore_errors=True)
     return RunOutcome(report=report, paths=paths, packages=list(staged))
+
+
+def train_along(path: str | Path, *, workspace: str | Path = ".optkit", force: bool = False) -> None:
+    """A rank other than 0 of a multi-process run: take part in its training steps, build nothing else.
+
+    Rank 0 (``run_recipe`` in the process with ``RANK=0``) commits every cache entry, evaluates
+    and writes the reports; this returns once the recipe's last training step is done.
+    """
+    try:
+        build_artifacts(load_recipe(path), Path(workspace), force=force, progress=SilentProgress())
+    finally:
+        release_holds()
 
 
 def package_variant(run_dir: str | Path, variant: str, dest: str | Path, *, workspace: str | Path = ".optkit") -> Path:

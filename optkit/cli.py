@@ -73,6 +73,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --baseline: append the Markdown verdict here. Default: $GITHUB_STEP_SUMMARY when set.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Run the training steps data-parallel on this many processes of this machine (gloo on CPU, one thread "
+    "each unless OMP_NUM_THREADS says otherwise; NCCL on GPUs). Rank 0 alone builds the other steps, evaluates "
+    "and writes the reports. Under torchrun or `accelerate launch --multi_gpu`, leave it out.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -87,6 +96,7 @@ def run(
     max_memory_regression: str | None,
     allow_env_mismatch: bool,
     summary_file: Path | None,
+    processes: int,
 ) -> None:
     """Run RECIPE: build every variant, evaluate, write reports, check gates (and compare with --baseline).
 
@@ -109,6 +119,8 @@ def run(
         given.append("--summary-file")
     if given and baseline is None:
         raise click.UsageError(f"{', '.join(given)} only make(s) sense with --baseline BASE.json")
+    if _as_training_rank(ctx, recipe, workspace, force, processes):
+        return
     if baseline is not None:
         _run_with_baseline(
             ctx, recipe, output, workspace, force, strict_providers, baseline, limits, allow_env_mismatch, summary_file
@@ -129,6 +141,46 @@ def run(
         failed = sum(not g["passed"] for g in outcome.report["gates"])
         click.echo(f"error: {failed} gate(s) failed; see above", err=True)
         sys.exit(1)
+
+
+def _as_training_rank(ctx: click.Context, recipe: Path, workspace: Path, force: bool, processes: int) -> bool:
+    """Start the ranks (``--processes N``), or be a rank other than 0; False: carry on as the (main) run.
+
+    Under a launcher the environment names the ranks (torchrun, ``accelerate launch``, or the
+    ``--processes`` launcher itself, whose ranks get the same command line).
+    """
+    from optkit import distributed
+
+    with _errors(ctx):
+        world = distributed.world_size()
+    if world == 1 and processes > 1:
+        sys.exit(distributed.launch(_command_line(ctx), processes))
+    if world > 1 and processes not in (1, world):
+        raise click.UsageError(f"--processes {processes}, but the launcher started {world} processes; leave it out")
+    if world > 1 and not distributed.is_main():
+        from optkit.api import train_along
+
+        with _errors(ctx):
+            train_along(recipe, workspace=workspace, force=force)
+        return True
+    return False
+
+
+def _command_line(ctx: click.Context) -> list[str]:
+    """This command's arguments as given (for the ranks to run the same command), from click's parse."""
+    args = ["--debug"] if ctx.obj and ctx.obj.get("debug") else []
+    args.append(ctx.info_name or "run")
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if ctx.get_parameter_source(param.name or "") != click.core.ParameterSource.COMMANDLINE:
+            continue  # defaults and environment variables reach the ranks by themselves
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            args += [param.opts[0]] if value else []
+        elif isinstance(param, click.Option):
+            args += [param.opts[0], str(value)]
+    return args
 
 
 def _run_with_baseline(

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optkit import distributed
 from optkit.artifact import Artifact
 from optkit.errors import ModelSourceError, RecipeError
 from optkit.guards import check_memory, forward_bytes, weights_bytes
@@ -160,8 +161,17 @@ def check_chains(recipe: Recipe, plan: Plan) -> None:
 
 
 def memory_demands(recipe: Recipe, plan: Plan) -> list[MemoryDemand]:
-    """Every memory-heavy thing the recipe asks for: each step's own, then evaluation's."""
-    demands = [d for where, step in _steps(recipe) for d in step.memory_demands(where, plan)]
+    """Every memory-heavy thing the recipe asks for: each step's own, then evaluation's.
+
+    With several training processes on this machine, each further one holds its own copy of the
+    model, its gradients and two AdamW moments (the activations are split among them).
+    """
+    ranks = distributed.local_world_size()
+    demands = [
+        _with_ranks(d, ranks, plan.weights_bytes) if step.trains else d
+        for where, step in _steps(recipe)
+        for d in step.memory_demands(where, plan)
+    ]
     dims, weights, max_length = plan.dims, plan.weights_bytes, plan.max_length
     bs = recipe.evaluate.batch_size
     demands.append(
@@ -180,6 +190,13 @@ def memory_demands(recipe: Recipe, plan: Plan) -> list[MemoryDemand]:
             )
         )
     return demands
+
+
+def _with_ranks(demand: MemoryDemand, ranks: int, weights: int) -> MemoryDemand:
+    if ranks <= 1:
+        return demand
+    what = f"{demand.what}, with {ranks} training processes on this machine"
+    return MemoryDemand(demand.field, what, demand.bytes + (ranks - 1) * 4 * weights)
 
 
 def _steps(recipe: Recipe) -> list[tuple[str, Any]]:

@@ -14,11 +14,15 @@ can hold a run exactly until another process has reached the point it is testing
 ONNX session sleep that long first: a variant that is really slower in the measured run, so the
 CI examples' test can show a regression end to end without editing any stored figure. Only the
 timing loop sees it; accuracy, memory and the built artifacts are untouched.
+
+``OPTKIT_TEST_KILL_RANK=<rank>:<step>`` makes that rank of a multi-process training SIGKILL itself
+right after that optimiser step: the multi-process kill test's dying rank.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -26,11 +30,12 @@ from typing import Any
 
 from optkit.interrupts import check
 
-__all__ = ["PAUSE_ENV", "RESUME_ENV", "SLOW_ENV", "pause_point", "slowed"]
+__all__ = ["KILL_ENV", "PAUSE_ENV", "RESUME_ENV", "SLOW_ENV", "kill_point", "pause_point", "slowed"]
 
 PAUSE_ENV = "OPTKIT_TEST_PAUSE_AT"
 RESUME_ENV = "OPTKIT_TEST_RESUME_FILE"
 SLOW_ENV = "OPTKIT_TEST_SLOW_VARIANT"
+KILL_ENV = "OPTKIT_TEST_KILL_RANK"
 
 
 def pause_point(stage: str) -> None:
@@ -66,3 +71,18 @@ def slowed(variant: str, run: Callable[[], Any]) -> Callable[[], Any]:
         return run()
 
     return slow
+
+
+def kill_point(rank: int, step: int) -> None:
+    """SIGKILL this process after training step ``step`` if the test hook names its rank and that step.
+
+    ``OPTKIT_TEST_KILL_RANK=<rank>:<step>``: a rank dying mid-training (the OOM killer, a lost node),
+    at a point a test can name, with no cleanup of any kind, as a real SIGKILL gives none.
+    """
+    wanted = os.environ.get(KILL_ENV)
+    if not wanted:
+        return
+    who, _, when = wanted.partition(":")
+    if int(who) == rank and int(when or 1) == step:
+        print(f"optkit test hook: killing rank {rank} at training step {step}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)

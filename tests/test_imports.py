@@ -89,6 +89,7 @@ LAYERS = [
             "optkit.artifact",
             "optkit.cache",
             "optkit.envinfo",
+            "optkit.distributed",
             "optkit.errors",
             "optkit.guards",
             "optkit.interrupts",

@@ -79,6 +79,12 @@ class PassConfig(BaseModel):
         """Reads the calibration split (static quantisation does)."""
         return False
 
+    @property
+    def trains(self) -> bool:
+        """Runs the shared training loop (``passes.training``): in a multi-process run every rank takes part
+        in this step, while rank 0 alone builds the steps that do not train."""
+        return False
+
     def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
         """Raise an ``OptkitError`` naming ``where`` for what cannot work on ``model``.
 
@@ -129,3 +135,6 @@ class PassContext:
     # The artifacts the input was made from, oldest (the source model) first: an ONNX-side pass that
     # validates against PyTorch finds the last torch one here.
     lineage: tuple[Artifact, ...] = ()
+    # False on ranks other than 0 of a multi-process training: they compute what rank 0 computes and
+    # throw it away, so they must not write shared files (teacher logits) into the workspace.
+    main_process: bool = True

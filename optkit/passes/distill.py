@@ -91,6 +91,10 @@ class DistillConfig(PassConfig):
     patience: int = Field(1, ge=1, description="Epochs without a better held-out accuracy before stopping.")
     seed: Seed = None
 
+    @property
+    def trains(self) -> bool:
+        return True
+
     @model_validator(mode="after")
     def _some_loss(self) -> DistillConfig:
         if self.kd_weight + self.ce_weight + self.hidden_weight + self.attention_weight == 0:

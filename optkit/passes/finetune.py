@@ -30,6 +30,10 @@ class FinetuneConfig(PassConfig):
 
     trains_head: ClassVar[bool] = True
 
+    @property
+    def trains(self) -> bool:
+        return True
+
     def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
         seq = self.max_length or plan.max_length
         need = training_bytes(plan.dims, self.batch_size, seq, plan.weights_bytes)

@@ -36,7 +36,7 @@ def train_logits(src: Artifact, model: Any, tok: Any, max_length: int, ctx: Pass
         return torch.tensor(cached, dtype=torch.float32)
     with ctx.progress.task(f"{ctx.step}: teacher logits on {len(texts)} train rows", total=len(texts)) as adv:
         out = teacher_logits(model, tok, texts, max_length, adv)
-    if ctx.cache is not None and src.key:
+    if ctx.cache is not None and src.key and ctx.main_process:
         ctx.cache.write_json(name, out.tolist())
     return out
 

@@ -71,6 +71,11 @@ class PruneConfig(PassConfig):
     max_length: MaxLength = None
     seed: Seed = None
 
+    @property
+    def trains(self) -> bool:
+        """Recovery training runs the shared loop; pruning alone (and gradient importance) does not."""
+        return self.recovery_epochs > 0
+
     @model_validator(mode="after")
     def _fits_method(self) -> PruneConfig:
         other = set().union(*(v for k, v in _ONLY.items() if k != self.method))
