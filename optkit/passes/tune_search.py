@@ -104,6 +104,9 @@ class SearchState:
     reference_accuracy: float
     max_drop: float
     trials: list[Trial] = field(default_factory=list)
+    # Set by run_search: true once the budget is spent, so a generator skips costly preparation
+    # (a sensitivity ranking) whose candidates could never run.
+    out_of_budget: Callable[[], bool] = lambda: False
 
     def passing(self) -> list[Trial]:
         return [
@@ -184,6 +187,8 @@ def exclusion_candidates(
         ]
         failing.sort(key=lambda t: (-t.accuracy, -_speed(t)))
         for base in failing[:bases]:
+            if state.out_of_budget():
+                return
             groups = ranking(base.candidate)
             for k in range(1, min(max_groups, len(groups)) + 1):
                 kept = groups[:k]
@@ -226,12 +231,17 @@ def run_search(
     count towards ``max_trials`` but cost no time, so a resumed search re-reads them and goes on.
     """
     started = clock()
+
+    def spent() -> str | None:
+        if len(state.trials) >= max_trials:
+            return "max_trials"
+        return "time_budget" if clock() - started >= time_budget_s else None
+
+    state.out_of_budget = lambda: spent() is not None
     for candidate in itertools.chain.from_iterable(g(state) for g in generators):
         if state.tried(candidate):
             continue
-        if len(state.trials) >= max_trials:
-            return "max_trials"
-        if clock() - started >= time_budget_s:
-            return "time_budget"
+        if reason := spent():
+            return reason
         state.trials.append(run_trial(candidate, len(state.trials) + 1))
-    return "space_exhausted"
+    return spent() or "space_exhausted"

@@ -12,6 +12,7 @@ from optkit.reports.changes import changes_markdown
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
+from optkit.reports.trials import trials_markdown
 
 __all__ = ["provider_options_lines", "render_markdown", "summary_table"]
 
@@ -77,6 +78,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += changes_markdown(report)
     lines += structure_markdown(report)
     lines += _latency_detail(report)
+    lines += trials_markdown(report)
     if report.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     if report["gates"]:
