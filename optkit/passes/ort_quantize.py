@@ -142,7 +142,7 @@ def slow_int8_hint(explain: dict[str, Any], speedup: float | None, provider: str
     return f"int8 is not faster here ({speedup:.2f}×): " + "; ".join(causes or ["no obvious cause in graph or ISA"])
 
 
-@register_pass(QuantizeConfig, version=2, input_format="onnx", output_format="onnx", uses_data=True)
+@register_pass(QuantizeConfig, version=3, input_format="onnx", output_format="onnx", uses_data=True)
 def quantize(src: Artifact, config: QuantizeConfig, ctx: PassContext) -> Artifact:
     """Quantise ``src/model.onnx`` into ``ctx.out_dir``; tokenizer and config files are copied along."""
     from onnxruntime.quantization import QuantType
@@ -186,7 +186,12 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
     prepped = ctx.out_dir / "preprocessed.onnx"
     # Symbolic shape inference fails on BERT graphs (DESIGN.md); ONNX shape inference + folding suffice.
     quant_pre_process(str(src.onnx_file), str(prepped), skip_symbolic_shape=True)
-    reader = _CalibrationReader(prepped, tokenizer, texts, ctx.settings.max_length, config.calibration_batch_size)
+    # Histogram calibrators (entropy, percentile) stack every batch's activations into one array, so
+    # batches of different lengths fail ("setting an array element with a sequence"): pad them all alike.
+    fixed = config.calibration != "minmax"
+    reader = _CalibrationReader(
+        prepped, tokenizer, texts, ctx.settings.max_length, config.calibration_batch_size, fixed
+    )
     with ctx.progress.task(f"{ctx.step}: calibrating ({config.calibration})", total=len(texts)) as advance:
         reader.advance = advance
         quantize_static(
@@ -214,12 +219,15 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
 class _CalibrationReader:
     """Feeds calibration batches (padded to their longest row) to the ORT calibrator."""
 
-    def __init__(self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int):
+    def __init__(
+        self, model_path: Any, tokenizer: Any, texts: list[str], max_length: int, batch: int, fixed: bool = False
+    ):
 
         session = create_session(model_path)
         self._names = [i.name for i in session.get_inputs()]
         self._batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
         self._tokenizer, self._max_length, self._i = tokenizer, max_length, 0
+        self._padding: bool | str = "max_length" if fixed else True
         self._session = session
         self.advance = lambda n=1, info="": None
 
@@ -229,7 +237,9 @@ class _CalibrationReader:
             return None
         chunk = self._batches[self._i]
         self._i += 1
-        enc = self._tokenizer(chunk, truncation=True, max_length=self._max_length, padding=True, return_tensors="np")
+        enc = self._tokenizer(
+            chunk, truncation=True, max_length=self._max_length, padding=self._padding, return_tensors="np"
+        )
         self.advance(len(chunk))
         return ort_feed(self._session, dict(enc))
 

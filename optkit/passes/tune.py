@@ -114,7 +114,7 @@ class TuneConfig(PassConfig):
         """One line on what the search did and chose; a louder one when nothing met the tolerance."""
         notes = []
         for step in report.get("steps", []):
-            summary = step.get("meta", {}).get("tune") if step["variant"] == variant else None
+            summary = step.get("meta", {}).get("search") if step["variant"] == variant else None
             if summary and step["kind"] == self.kind:
                 notes.append(f"{variant}: {summary['sentence']}")
         return notes
@@ -148,7 +148,7 @@ def _calibrations(config: TuneConfig, base: dict[str, Any]) -> list[tuple[dict[s
     return found
 
 
-@register_pass(TuneConfig, version=1, input_format="onnx", output_format="onnx", uses_data=True)
+@register_pass(TuneConfig, version=2, input_format="onnx", output_format="onnx", uses_data=True)
 def tune(src: Artifact, config: TuneConfig, ctx: PassContext) -> Artifact:
     """Search, choose, and write the chosen candidate's model into ``ctx.out_dir``."""
     started = time.monotonic()
@@ -234,7 +234,7 @@ def _summary(
         )
     return {
         "trials": trials,
-        "tune": {
+        "search": {
             "outcome": choice.outcome,
             "chosen_trial": w["trial"],
             "most_accurate_trial": number[choice.most_accurate.candidate.key] if choice.most_accurate else None,

@@ -89,6 +89,8 @@ class TuneBench:
                 "tune_trial": TRIAL_VERSION,
                 "input": self.src.key,
                 "steps": list(candidate.steps),
+                # a fixed bug in a step's pass (its version) must not be read back from an old trial
+                "pass_versions": [get_pass(step["kind"]).version for step in candidate.steps],
                 "data": self.fingerprint,
                 "max_length": self.ctx.settings.max_length,
                 "latency": self.config.latency.model_dump(mode="json", exclude={"final_runs", "final_time_budget_s"}),
@@ -208,6 +210,7 @@ class TuneBench:
                 "tune_sensitivity": TRIAL_VERSION,
                 "input": self.src.key,
                 "base": options,
+                "pass_version": get_pass(options.get("kind", "quantize")).version,
                 "rows": self.calibration_texts,
                 "libraries": versions((*KEY_LIBRARIES, "onnxruntime")),
             }

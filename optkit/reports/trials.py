@@ -25,7 +25,7 @@ def _searches(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def trial_rows(step: dict[str, Any]) -> list[list[str]]:
     """One row per trial, in the order they ran; the chosen one marked."""
-    summary = step["meta"].get("tune", {})
+    summary = step["meta"].get("search", {})
     chosen = summary.get("chosen_trial")
     rows = []
     for t in step["meta"]["trials"]:
@@ -55,7 +55,7 @@ def trial_rows(step: dict[str, Any]) -> list[list[str]]:
 
 
 def _intro(step: dict[str, Any]) -> str:
-    s = step["meta"].get("tune", {})
+    s = step["meta"].get("search", {})
     text = s.get("sentence", "")
     if s.get("final_round"):
         f = s["final_round"]

@@ -76,7 +76,7 @@ def test_trials_are_cached_by_lineage_and_reread(
     trials = first.meta["trials"]
     assert len(trials) == 2 and not any(t["cached"] for t in trials)
     assert (first.out_dir / "model.onnx").is_file() and (first.out_dir / "tokenizer.json").is_file()
-    assert first.meta["tune"]["validation_rows"] == len(first.splits().validation) > 0
+    assert first.meta["search"]["validation_rows"] == len(first.splits().validation) > 0
 
     again = context(tune_recipe, tmp_path / "b")
     again.cache = cache
@@ -104,7 +104,7 @@ def test_nothing_within_tolerance_keeps_the_most_accurate_and_the_fastest(
     ctx.cache = ArtifactCache(tmp_path / "cache")
     config = _config(modes=["dynamic"], op_types=[None, ["MatMul"]], exclusion=False)
     tune(exported, config, ctx)
-    summary, trials = ctx.meta["tune"], ctx.meta["trials"]
+    summary, trials = ctx.meta["search"], ctx.meta["trials"]
     assert summary["outcome"] == "nothing_passed" and "NO configuration" in summary["sentence"]
     assert not any(t["within_tolerance"] for t in trials)
     best_acc = max(t["validation_accuracy"] for t in trials)
@@ -161,7 +161,7 @@ def test_a_tune_run_reports_its_trials_and_resumes_after_a_kill(
     step = next(s for s in report["steps"] if s["kind"] == "tune")
     trials = step["meta"]["trials"]
     assert [t["cached"] for t in trials] == [True, True, False, False]
-    assert step["meta"]["tune"]["outcome"] in ("within_tolerance", "nothing_passed")
+    assert step["meta"]["search"]["outcome"] in ("within_tolerance", "nothing_passed")
     md = (out / "tiny" / "report.md").read_text()
     assert "## Search trials: tuned" in md and md.count("| dynamic per-") == 4
     assert "Search trials: tuned" in (out / "tiny" / "report.html").read_text()
