@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from optkit.errors import PassError
-from optkit.passes.base import Artifact, PassConfig, PassContext, Plan
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
 from optkit.passes.torch_transforms import TRANSFORM_FILE, register_transform
 from optkit.tasks import get_task
@@ -59,14 +59,29 @@ class IncQuantizeConfig(PassConfig):
     batch_size: int = Field(32, ge=1, description="Rows per batch when scoring the validation split.")
 
     def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+        import importlib.util
+
         from optkit.errors import RecipeError
 
+        if importlib.util.find_spec("neural_compressor") is None:
+            raise RecipeError(
+                f"{where}: needs neural-compressor, which is not installed; pip install -c constraints.txt "
+                f"'optkit[inc]' (make install does), or remove this step"
+            )
         if not len(plan.splits.validation):
             raise RecipeError(
                 f"{where}: INC's autotune judges configs on a validation split and the recipe has none; "
                 f"add data.splits.validation (e.g. 0.25 of the held-out rows)"
             )
         return model
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        # the float model, autotune's deep copy of it, and the quantised copy being scored
+        return [
+            MemoryDemand(
+                f"{where}.configs", "neural-compressor autotune (three copies of the model)", 3 * plan.weights_bytes
+            )
+        ]
 
     def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
         notes = []

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optkit.errors import PassError, RecipeError
-from optkit.passes.base import Artifact, PassConfig, PassContext, Plan
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.ort_quantize import QuantizeConfig
 from optkit.passes.registry import register_pass
 from optkit.passes.tune_run import TuneBench
@@ -109,6 +109,13 @@ class TuneConfig(PassConfig):
         if "static" in self.modes and not len(plan.splits.calibration):
             raise RecipeError(f"{where}: static candidates need calibration rows; set data.splits.calibration")
         return model
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        """The costliest trial: a static calibration (one trial at a time, built models deleted as it goes)."""
+        static = [o for _, o in search_grid(self) if o["mode"] == "static"]
+        if not static:
+            return []
+        return QuantizeConfig.model_validate({"kind": "quantize", **static[0]}).memory_demands(where, plan)
 
     def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
         """One line on what the search did and chose; a louder one when nothing met the tolerance."""
