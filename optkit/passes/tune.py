@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
@@ -41,7 +41,7 @@ from optkit.passes.tune_search import (
     run_search,
 )
 
-__all__ = ["TuneConfig", "TuneLatency", "search_grid", "tune"]
+__all__ = ["TuneConfig", "TuneLatency", "candidate_chains", "search_grid", "tune"]
 
 
 class TuneLatency(BaseModel):
@@ -86,6 +86,17 @@ class TuneConfig(PassConfig):
         [99.999], min_length=1, description="Static, percentile only: percentiles to try."
     )
     calibration_samples: int | None = Field(None, ge=1, description="Static: calibration rows; default all.")
+    before: list[list[dict[str, Any]]] = Field(
+        [[]],
+        min_length=1,
+        description="ONNX steps run before quantisation, one search dimension: [[], [{optimize: {}}]] tries "
+        "every configuration without and with a graph-fusion pass.",
+    )
+    candidates: list[list[dict[str, Any]]] = Field(
+        [],
+        description="Whole chains of ONNX steps tried as they are after the grid (a library preset, a peer's "
+        "fused path): [[{quantize: {mode: dynamic, per_channel: false}}]].",
+    )
     exclusion: bool = Field(True, description="Keep sensitive node groups in float for configurations that fail.")
     exclusion_bases: int = Field(2, ge=1, description="How many failing configurations get the exclusion search.")
     max_excluded_groups: int = Field(6, ge=1, description="Node groups kept in float at most.")
@@ -94,10 +105,21 @@ class TuneConfig(PassConfig):
     validation_batch_size: int = Field(32, ge=1, description="Rows per batch when scoring the validation split.")
     latency: TuneLatency = Field(default_factory=TuneLatency, description="How each candidate is timed.")
 
+    @field_validator("before", "candidates", mode="before")
+    @classmethod
+    def _steps_as_kinds(cls, v: Any) -> Any:
+        """``{optimize: {...}}`` (the recipe's step form) becomes ``{kind: optimize, ...}``."""
+        if not isinstance(v, list):
+            return v
+        return [[_as_kind(step) for step in chain] if isinstance(chain, list) else chain for chain in v]
+
     @model_validator(mode="after")
     def _grid_is_valid(self) -> TuneConfig:
         for _, options in search_grid(self):
             QuantizeConfig.model_validate({"kind": "quantize", **options})  # a bad op type etc. fails at load
+        for chain in [*self.before, *self.candidates]:
+            for step in chain:
+                _check_onnx_step(step)
         return self
 
     def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
@@ -125,6 +147,45 @@ class TuneConfig(PassConfig):
             if summary and step["kind"] == self.kind:
                 notes.append(f"{variant}: {summary['sentence']}")
         return notes
+
+
+def _as_kind(step: Any) -> Any:
+    if isinstance(step, str):
+        return {"kind": step}
+    if isinstance(step, dict) and "kind" not in step and len(step) == 1:
+        ((kind, options),) = step.items()
+        return {"kind": kind, **(options or {})}
+    return step
+
+
+def _check_onnx_step(step: dict[str, Any]) -> None:
+    """A step of a candidate chain: a registered ONNX -> ONNX pass with valid options (checked at load)."""
+    from optkit.passes.registry import get_pass
+
+    try:
+        spec = get_pass(str(step.get("kind")))
+    except RecipeError as e:  # a ValueError, so the recipe's error names the field
+        raise ValueError(str(e)) from None
+    if (spec.input_format, spec.output_format) != ("onnx", "onnx"):
+        raise ValueError(f"{spec.kind!r} is a {spec.input_format} -> {spec.output_format} pass; tune chains ONNX steps")
+    spec.config_cls.model_validate(step)
+
+
+def candidate_chains(config: TuneConfig) -> list[tuple[str, tuple[dict[str, Any], ...]]]:
+    """Every grid configuration after every ``before`` chain, then the explicit ``candidates``."""
+    out = []
+    for before in config.before:
+        prefix = " + ".join(str(s["kind"]) for s in before)
+        for label, options in search_grid(config):
+            out.append((f"{prefix} + {label}" if prefix else label, (*before, {"kind": "quantize", **options})))
+    for chain in config.candidates:
+        out.append((" + ".join(_step_label(s) for s in chain), tuple(chain)))
+    return out
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in step.items() if k != "kind")
+    return f"{step['kind']}({options})" if options else str(step["kind"])
 
 
 def search_grid(config: TuneConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -163,7 +224,7 @@ def tune(src: Artifact, config: TuneConfig, ctx: PassContext) -> Artifact:
     try:
         bench = TuneBench(src, config, ctx, scratch)
         state = SearchState(bench.reference_accuracy, config.max_accuracy_drop)
-        generators = [grid_candidates(search_grid(config))]
+        generators = [grid_candidates(candidate_chains(config))]
         if config.exclusion:
             generators.append(
                 exclusion_candidates(bench.ranking, max_groups=config.max_excluded_groups, bases=config.exclusion_bases)

@@ -201,6 +201,7 @@ class TuneBench:
     def ranking(self, base: Candidate) -> list[tuple[str, list[str]]]:
         """Node groups of ``base``'s quantisation, most sensitive first (cached per lineage)."""
         options = {k: v for k, v in base.steps[-1].items() if k != "nodes_to_exclude"}
+        prefix = tuple(base.steps[:-1])  # e.g. a fusion pass: the graph whose nodes are ranked
         if options.get("mode") == "static":  # one calibration per group: cap its rows
             options["calibration_samples"] = min(
                 options.get("calibration_samples") or 10**9, len(self.calibration_texts)
@@ -210,6 +211,7 @@ class TuneBench:
                 "tune_sensitivity": TRIAL_VERSION,
                 "input": self.src.key,
                 "base": options,
+                "prefix": list(prefix),
                 "pass_version": get_pass(options.get("kind", "quantize")).version,
                 "rows": self.calibration_texts,
                 "libraries": versions((*KEY_LIBRARIES, "onnxruntime")),
@@ -220,7 +222,7 @@ class TuneBench:
         if meta is not None:
             scores = json.loads((cache.path(key) / "sensitivity.json").read_text())
         else:
-            scores = self._rank(options)
+            scores = self._rank(options, prefix)
             if cache is not None:
                 cache.build(key, lambda d: _write_json(d / "sensitivity.json", scores, {"sensitivity": True}))
         self.rankings[base.label] = [{k: v for k, v in s.items() if k != "nodes"} for s in scores]
@@ -228,15 +230,16 @@ class TuneBench:
         self.ctx.progress.log(f"  {self.ctx.step}: most sensitive under '{base.label}': {top}")
         return [(s["group"], s["nodes"]) for s in scores]
 
-    def _rank(self, options: dict[str, Any]) -> list[dict[str, Any]]:
-        nodes = quantisable_nodes(self.src.onnx_file, options.get("op_types"), options["mode"])
+    def _rank(self, options: dict[str, Any], prefix: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+        graph = self.build(Candidate("prefix", prefix)) / ONNX_FILE if prefix else self.src.onnx_file
+        nodes = quantisable_nodes(graph, options.get("op_types"), options["mode"])
         groups = group_nodes(nodes)
         everything = {n for n, _ in nodes}
         reference = self._logits(self.reference, self.calibration_texts)
 
         def quantise_only(members: list[str]) -> Any:
             others = sorted(everything - set(members))
-            cand = Candidate("sensitivity", ({**options, "nodes_to_exclude": others},), origin="sensitivity")
+            cand = Candidate("sensitivity", (*prefix, {**options, "nodes_to_exclude": others}), origin="sensitivity")
             path = self.build(cand)
             logits = self._logits(
                 create_session(path / ONNX_FILE, threads=self.config.latency.threads), self.calibration_texts

@@ -154,12 +154,13 @@ def choose(state: SearchState) -> Choice:
     return Choice("nothing_passed", most_accurate, most_accurate, fastest)
 
 
-def grid_candidates(space: Sequence[tuple[str, dict[str, Any]]]) -> Generator:
-    """Yield each (label, quantize options) of a precomputed grid, in order."""
+def grid_candidates(space: Sequence[tuple[str, dict[str, Any] | tuple[dict[str, Any], ...]]]) -> Generator:
+    """Yield each (label, steps) of a precomputed grid, in order; bare options mean one quantize step."""
 
     def generate(state: SearchState) -> Iterator[Candidate]:
-        for label, options in space:
-            yield Candidate(label, ({"kind": "quantize", **options},), origin="grid")
+        for label, steps in space:
+            chain = ({"kind": "quantize", **steps},) if isinstance(steps, dict) else tuple(steps)
+            yield Candidate(label, chain, origin="grid")
 
     return generate
 
@@ -186,6 +187,7 @@ def exclusion_candidates(
             and not within_tolerance(t.accuracy, state.reference_accuracy, state.max_drop)
         ]
         failing.sort(key=lambda t: (-t.accuracy, -_speed(t)))
+        failing = [t for t in failing if t.candidate.steps[-1].get("kind") == "quantize"]  # it names nodes
         for base in failing[:bases]:
             if state.out_of_budget():
                 return

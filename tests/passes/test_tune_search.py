@@ -183,3 +183,47 @@ def test_no_sensitivity_ranking_is_paid_for_once_the_budget_is_spent() -> None:
     generators = [grid_candidates(space), exclusion_candidates(rank, max_groups=2, bases=2)]
     stopped = run_search(state, generators, _runner(figures, []), max_trials=2, time_budget_s=60)
     assert stopped == "max_trials" and asked == []
+
+
+def test_steps_before_quantisation_are_a_search_dimension_and_chains_can_be_added() -> None:
+    """Fusion on/off (or any ONNX -> ONNX pass) multiplies the grid; explicit chains (a preset) follow it."""
+    from optkit.passes.tune import candidate_chains
+
+    config = TuneConfig.model_validate(
+        {
+            "modes": ["dynamic"],
+            "per_channel": [True],
+            "op_types": [["MatMul"]],
+            "before": [[], [{"quantize": {"mode": "dynamic", "op_types": ["Gather"]}}]],  # recipe step form
+            "candidates": [[{"quantize": {"mode": "dynamic", "per_channel": False}}]],
+        }
+    )
+    chains = candidate_chains(config)
+    assert [len(steps) for _, steps in chains] == [1, 2, 1]
+    assert chains[1][1][0] == {"kind": "quantize", "mode": "dynamic", "op_types": ["Gather"]}
+    assert chains[1][0].startswith("quantize + dynamic per-channel")
+    assert chains[2][1] == ({"kind": "quantize", "mode": "dynamic", "per_channel": False},)
+
+
+@pytest.mark.parametrize(
+    ("chain", "message"),
+    [
+        ([{"export": {}}], r"'export' is a torch -> onnx pass"),
+        ([{"quantise": {}}], r"unknown pass 'quantise'"),
+        ([{"quantize": {"mode": "sideways"}}], r"mode"),
+    ],
+    ids=["torch-pass", "typo", "bad-option"],
+)
+def test_a_chain_step_that_cannot_run_is_refused_at_load(chain: list, message: str) -> None:
+    with pytest.raises((RecipeError, ValueError), match=message):
+        TuneConfig.model_validate({"candidates": [chain]})
+
+
+def test_exclusion_keeps_the_steps_before_quantisation() -> None:
+    prefix = {"kind": "optimize", "model_type": "bert"}
+    base = Candidate("fused", (prefix, {"kind": "quantize", "mode": "dynamic"}))
+    state = SearchState(0.9, 0.01, trials=[Trial(base, 0.85, 0.9, 1.5, None, None, None, 1, 0.0)])
+    gen = exclusion_candidates(lambda c: [("layer.0/ffn", ["a", "b"])], max_groups=1, bases=1)
+    (derived,) = list(gen(state))
+    assert derived.steps[0] == prefix and derived.steps[1]["nodes_to_exclude"] == ["a", "b"]
+    assert derived.base == base.key
