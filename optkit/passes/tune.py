@@ -281,6 +281,11 @@ def _summary(
             f"{row['speedup']:.2f}× fp32 ONNX in the joint round of {len(final['finalists'])} finalists "
             f"({final['rounds']} interleaved rounds)"
         )
+        if final.get("decisive") is False:
+            speed += (
+                "; its median's interval overlaps another finalist's, so the finalists are equally fast within "
+                "the noise and the lowest median decided"
+            )
     if choice.outcome == "within_tolerance":
         sentence = (
             f"tune tried {len(trials)} configurations ({passing} within {drop * 100:g} point(s) of the float "

@@ -273,6 +273,10 @@ class TuneBench:
             for t in passing
         ]
         best = min(passing, key=lambda t: timing[t.candidate.key]["p50_ms"])
+        # Decisive only if the winner's whole interval lies below every other finalist's.
+        upper = timing[best.candidate.key]["p50_ci95"][1]
+        others = [timing[t.candidate.key]["p50_ci95"][0] for t in passing if t is not best]
+        decisive = all(upper < lo for lo in others)
         self.ctx.progress.log(
             f"  {self.ctx.step}: joint round of {len(rows)} finalists: fastest '{best.candidate.label}'"
         )
@@ -282,6 +286,7 @@ class TuneBench:
             "finalists": rows,
             "winner": best.candidate.key,
             "winner_label": best.candidate.label,
+            "decisive": decisive,
         }
 
     def materialise(self, candidate: Candidate, out_dir: Path) -> None:
