@@ -102,9 +102,21 @@ def _inc_config(name: str, config: IncQuantizeConfig) -> Any:
     return MixedPrecisionConfig(dtype="bf16")
 
 
+def _quiet_inc() -> None:
+    """INC logs every prepare/convert at INFO (tables of op types) into optkit's progress output."""
+    import logging
+
+    from neural_compressor.common.utils import logger as inc_logger  # creates INC's logger at LOGLEVEL
+
+    del inc_logger
+    logging.getLogger("neural_compressor").setLevel(logging.WARNING)
+
+
 def apply_inc(model: Any, options: dict[str, Any]) -> Any:
     """Quantise a float model with the INC config named in ``options`` (the loader's transform)."""
     from neural_compressor.torch.quantization import convert, prepare
+
+    _quiet_inc()
 
     config = IncQuantizeConfig(configs=[options["config"]], group_size=options.get("group_size", 32))
     return convert(prepare(model, _inc_config(options["config"], config)))
@@ -124,6 +136,8 @@ def inc_quantize(src: Artifact, config: IncQuantizeConfig, ctx: PassContext) -> 
             f"pip install -c constraints.txt 'optkit[inc]' (make install does)"
         ) from None
     from optkit.evaluate.predict import torch_logits
+
+    _quiet_inc()
 
     splits = ctx.splits()
     task = get_task(ctx.settings.task)
