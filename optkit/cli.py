@@ -323,6 +323,7 @@ def validate(ctx: click.Context, recipe: Path) -> None:
     click.echo(
         f"data: {splits.info['rows_used']} rows ({splits.info['summary']}); train {len(splits.train)}, "
         f"calibration {len(splits.calibration)}, eval {len(splits.eval)}"
+        + (f", validation {len(splits.validation)} (cut from the held-out rows)" if len(splits.validation) else "")
     )
 
 

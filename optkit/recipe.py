@@ -82,8 +82,17 @@ class Splits(BaseModel):
     calibration: int = Field(
         256, ge=0, le=_MAX_ROWS, description="Rows drawn from the train split for static calibration."
     )
+    validation: float = Field(
+        0,
+        ge=0,
+        le=_MAX_ROWS,
+        allow_inf_nan=False,
+        description="Rows held out for tuning decisions (the tune pass), taken out of the held-out eval rows "
+        "(a fraction of them, or a count), so no training pass sees them and the report's eval split never "
+        "judged a choice. Train and calibration rows stay exactly as without it. 0: none.",
+    )
 
-    @field_validator("train", "eval")
+    @field_validator("train", "eval", "validation")
     @classmethod
     def _fraction_or_count(cls, v: float) -> float:
         if v >= 1 and v != int(v):

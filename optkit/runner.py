@@ -184,7 +184,11 @@ def _key_inputs(
         "seed": recipe.seed,
     }
     if spec.uses_data:
-        parts["data"] = {"fingerprint": splits().fingerprint, "max_length": recipe.data.max_length}
+        # A pass that reads validation or eval rows is keyed on them; one that reads only train and
+        # calibration rows keeps its entry when a recipe adds a validation split (same rows).
+        data = splits()
+        fingerprint = data.fingerprint if type(step).reads_held_out else data.training_fingerprint
+        parts["data"] = {"fingerprint": fingerprint, "max_length": recipe.data.max_length}
     return parts
 
 

@@ -105,7 +105,17 @@ LAYERS = [
     ),
     ("recipe", ["optkit.recipe"]),
     ("tasks and sources", ["optkit.tasks.*", "optkit.sources", "optkit.sources.*"]),
-    ("runtime", ["optkit.evaluate.inputs", "optkit.evaluate.predict", "optkit.evaluate.providers"]),
+    (
+        "runtime",
+        [
+            "optkit.evaluate.inputs",
+            "optkit.evaluate.predict",
+            "optkit.evaluate.providers",
+            # timing and its statistics: stdlib-only primitives that a measuring pass (tune) uses too
+            "optkit.evaluate.latency",
+            "optkit.evaluate.stats",
+        ],
+    ),
     ("passes", ["optkit.passes", "optkit.passes.*", "optkit.structure"]),
     ("measure", ["optkit.evaluate", "optkit.evaluate.*"]),
     ("build", ["optkit.preflight", "optkit.runner"]),

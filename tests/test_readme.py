@@ -10,10 +10,12 @@ from pydantic import BaseModel
 from optkit import recipe as schema
 from optkit.passes.distill import DistillConfig, StudentSpec
 from optkit.passes.finetune import FinetuneConfig
+from optkit.passes.inc_quantize import IncQuantizeConfig
 from optkit.passes.onnx_export import ExportConfig
 from optkit.passes.ort_optimize import OptimizeConfig
 from optkit.passes.ort_quantize import QuantizeConfig
 from optkit.passes.prune import PruneConfig
+from optkit.passes.tune import TuneConfig, TuneLatency
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -35,6 +37,9 @@ MODELS = [
     PruneConfig,
     DistillConfig,
     StudentSpec,
+    TuneConfig,
+    TuneLatency,
+    IncQuantizeConfig,
 ]
 
 

@@ -251,7 +251,12 @@ def _traffic_feeds(art: Artifact, splits: Splits, shape: TrafficShape, max_lengt
 
 
 def _load_torch(art: Artifact, task: Task) -> tuple[Any, Any]:
-    return task.load_model(art.path, [], trust_remote_code=False, for_training=False, where=f"{str(art.path)!r}")
+    from optkit.passes.torch_transforms import finish_loading
+
+    model, tokenizer = task.load_model(
+        art.path, [], trust_remote_code=False, for_training=False, where=f"{str(art.path)!r}"
+    )
+    return finish_loading(art.path, model), tokenizer  # a folder may ask for a transform (a quantised variant)
 
 
 @functools.lru_cache(maxsize=32)

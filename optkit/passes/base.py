@@ -73,6 +73,9 @@ class PassConfig(BaseModel):
     key_libraries: ClassVar[tuple[str, ...]] = ()
     # The tasks (model.task) this pass makes sense for; None: every task.
     tasks: ClassVar[frozenset[str] | None] = None
+    # It reads the validation or eval rows (not only train and calibration): its cache key then follows
+    # the full data fingerprint, which changes with data.splits.validation.
+    reads_held_out: ClassVar[bool] = False
 
     @property
     def uses_calibration(self) -> bool:

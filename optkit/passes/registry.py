@@ -91,7 +91,16 @@ def catalogue_generation() -> int:
 
 def _load_passes() -> None:
     # Importing the modules registers them; they import torch/onnx only inside functions.
-    from optkit.passes import distill, finetune, onnx_export, ort_optimize, ort_quantize, prune  # noqa: F401
+    from optkit.passes import (  # noqa: F401
+        distill,
+        finetune,
+        inc_quantize,
+        onnx_export,
+        ort_optimize,
+        ort_quantize,
+        prune,
+        tune,
+    )
 
     if _STATE["plugins_loaded"]:
         return

@@ -22,6 +22,7 @@ from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.pareto import pareto_front
 from optkit.reports.recommend import recommendation_text
 from optkit.reports.traffic import traffic_html
+from optkit.reports.trials import trials_html
 
 __all__ = ["render_html"]
 
@@ -183,6 +184,7 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(f"<h2>Gates</h2><ul>{items}</ul>")
     if report.get("notes"):
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report["notes"]) + "</ul>")
+    parts.append(trials_html(report))
     parts.append(_explain_table(report))
     parts.append("<h2>Environment</h2>" + _env(report))
     body = "\n".join(p for p in parts if p)

@@ -13,6 +13,7 @@ from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
 from optkit.reports.traffic import fusion_lines, traffic_markdown
+from optkit.reports.trials import trials_markdown
 
 __all__ = ["provider_options_lines", "render_markdown", "summary_table"]
 
@@ -80,6 +81,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += structure_markdown(report)
     lines += fusion_lines(report)
     lines += _latency_detail(report)
+    lines += trials_markdown(report)
     if report.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     if report["gates"]:

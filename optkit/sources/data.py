@@ -54,6 +54,16 @@ class Splits:
     label_names: list[str]
     fingerprint: str  # hash of the source bytes and everything that shapes the splits
     info: dict[str, Any] = field(default_factory=dict)
+    # Rows held out for tuning decisions (data.splits.validation), cut from the held-out eval rows; empty if unset.
+    validation: Split = field(default_factory=lambda: Split([], []))
+    # The fingerprint without the validation cut: train and calibration rows do not depend on it, so a
+    # pass that reads only them (a fine-tune) keeps its cache entry when a recipe adds a validation split.
+    train_fingerprint: str = ""
+
+    @property
+    def training_fingerprint(self) -> str:
+        """What a pass that never reads validation or eval rows is keyed on."""
+        return self.train_fingerprint or self.fingerprint
 
 
 def load_splits(
@@ -109,6 +119,9 @@ def load_splits(
             f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
         )
     cal_idx, _ = _stratified_take(strata, train_idx, n_cal, rng)
+    # Validation comes out of the held-out rows, after every other draw: train and calibration are the
+    # same rows (and the same random stream) with or without it, so a fine-tune stays cached.
+    val_idx, eval_idx = _validation_cut(strata, eval_idx, spec.splits.validation, rng)
 
     def pick(idx: Any) -> Split:
         return Split(
@@ -120,7 +133,7 @@ def load_splits(
 
     cut = {
         "seed": seed,
-        "splits": spec.splits.model_dump(),
+        "splits": spec.splits.model_dump(exclude={"validation"}),
         "labels": label_names,
         "text": spec.text,
         "label": spec.label,
@@ -128,9 +141,41 @@ def load_splits(
     }
     cut.update(task.data_identity)
     cut.update(targets.identity)
-    fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
+    train_fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
+    fingerprint = train_fingerprint
+    if len(val_idx):  # the eval rows changed: everything keyed on them must miss
+        cut["validation"] = spec.splits.validation
+        fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
     info = {"source": where, "rows_used": n, **targets.summary, "source_sha256": source_hash}
-    return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), label_names, fingerprint, info)
+    if len(val_idx):
+        info["validation_rows"] = len(val_idx)
+    return Splits(
+        pick(train_idx),
+        pick(cal_idx),
+        pick(eval_idx),
+        label_names,
+        fingerprint,
+        info,
+        validation=pick(val_idx),
+        train_fingerprint=train_fingerprint,
+    )
+
+
+def _validation_cut(strata: Any, eval_idx: Any, value: float, rng: Any) -> tuple[Any, Any]:
+    """(validation rows, eval rows): a stratified share of the held-out rows; eval keeps its order."""
+    import numpy as np
+
+    if not value:
+        return np.array([], dtype=int), eval_idx
+    n_val = _count(value, len(eval_idx), "validation")
+    if n_val >= len(eval_idx):
+        raise DataError(
+            f"data.splits.validation: {n_val} rows asked, but the held-out rows it is cut from number "
+            f"{len(eval_idx)} (data.splits.eval) and the report needs some left; lower it or raise data.splits.eval"
+        )
+    val_idx, _ = _stratified_take(strata, eval_idx, n_val, rng)
+    taken = set(val_idx.tolist())
+    return val_idx, np.array([i for i in eval_idx if i not in taken], dtype=int)
 
 
 def read_table(spec: DataSpec) -> tuple[Any, str, str]:

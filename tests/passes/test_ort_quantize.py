@@ -59,3 +59,23 @@ def test_calibration_options_in_dynamic_mode_are_rejected(recipe_dict: dict) -> 
     recipe_dict["variants"]["int8-dynamic"][1] = {"quantize": {"mode": "dynamic", "calibration": "entropy"}}
     with pytest.raises(RecipeError, match=r"quantize: calibration options are for mode: static"):
         recipe_from_dict(recipe_dict)
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_calibration_works_with_batches_of_different_lengths(
+    base_recipe: dict, exported: Artifact, tmp_path: Path, method: str
+) -> None:
+    """Histogram calibrators stack all batches: batches padded to different lengths failed with
+    'setting an array element with a sequence ... inhomogeneous shape' (MiniLM, rotten tomatoes)."""
+    import dataclasses
+
+    recipe = {**base_recipe, "data": {**base_recipe["data"], "max_length": 32}}
+    ctx = context(recipe, tmp_path / method)
+    splits = ctx.splits()
+    # batches of 4 rows of 6, 12, 18, 24 words: each batch padded to another length without the fix
+    texts = [" ".join([t] * (1 + (i // 4) % 4)) for i, t in enumerate(splits.calibration.texts)]
+    varied = dataclasses.replace(splits, calibration=dataclasses.replace(splits.calibration, texts=texts))
+    ctx.splits = lambda: varied
+    extra = {"calibration_percentile": 99.99} if method == "percentile" else {}
+    quantize(exported, QuantizeConfig(mode="static", calibration=method, calibration_batch_size=4, **extra), ctx)
+    assert ctx.meta["op_counts"]["QuantizeLinear"] > 0
