@@ -91,7 +91,7 @@ def catalogue_generation() -> int:
 
 def _load_passes() -> None:
     # Importing the modules registers them; they import torch/onnx only inside functions.
-    from optkit.passes import distill, finetune, onnx_export, ort_quantize, prune  # noqa: F401
+    from optkit.passes import distill, embed_distill, finetune, onnx_export, ort_quantize, prune  # noqa: F401
 
     if _STATE["plugins_loaded"]:
         return
