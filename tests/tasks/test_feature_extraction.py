@@ -3,7 +3,6 @@ graph, embedding distillation, gates on the task's metrics, and a whole run on t
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -143,7 +142,7 @@ def test_cosine_scores_catch_the_rows_a_mean_hides() -> None:
 def test_export_puts_the_pooling_in_the_graph_and_matches_pytorch(
     tiny_model_dir: Path, tiny_csv: Path, tmp_path: Path
 ) -> None:
-    from optkit.evaluate.predict import create_session, onnx_logits
+    from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
     from optkit.passes.onnx_export import ExportConfig, export
     from optkit.sources.model import resolve_model
     from tests.conftest import context
@@ -156,8 +155,9 @@ def test_export_puts_the_pooling_in_the_graph_and_matches_pytorch(
     model, tok = get_task("feature-extraction").load_model(
         tiny_model_dir, [], trust_remote_code=False, for_training=False, where="t"
     )
-    got = onnx_logits(session, tok, TEXTS, 16, 2)
+    got = onnx_logits(session, tok, TEXTS, 16, 2)  # batches of 2: padding inside the graph's pooling too
     assert got.shape == (3, 32) and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(got, torch_logits(model, tok, TEXTS, 16, 3), atol=1e-5)
 
 
 def test_distill_embeddings_trains_a_smaller_student_towards_the_teacher(
