@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from optkit import recipe as schema
 from optkit.passes.distill import DistillConfig, StudentSpec
+from optkit.passes.embed_distill import DistillEmbeddingsConfig
 from optkit.passes.finetune import FinetuneConfig
 from optkit.passes.onnx_export import ExportConfig
 from optkit.passes.ort_quantize import QuantizeConfig
@@ -32,6 +33,7 @@ MODELS = [
     PruneConfig,
     DistillConfig,
     StudentSpec,
+    DistillEmbeddingsConfig,
 ]
 
 

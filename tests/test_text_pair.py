@@ -153,3 +153,12 @@ def test_pairs_end_to_end_with_token_type_ids_checked_against_pytorch(tiny_model
 
     timed = _shape_inputs(Artifact(onnx_dir, "onnx", key="x"), splits, Shape(batch=2, seq=24))
     assert timed["input_ids"].shape == (2, 24) and (timed["token_type_ids"] == 1).any(axis=1).all()
+    rows = [r for r in outcome.report["results"] if r["variant"] == "fp32-onnx"]
+    assert [r["status"] for r in rows] == ["measured"]  # timed on those pair inputs
+
+    from optkit.bench import bench_model
+    from optkit.recipe import LatencySpec
+
+    fast = LatencySpec(warmup=1, runs=5, block=5, threads=1)
+    report = bench_model(onnx_dir / "model.onnx", shapes=[Shape(batch=2, seq=24)], latency=fast, memory=False)
+    assert [r["status"] for r in report["results"]] == ["measured"]  # bench feeds the graph's token_type_ids

@@ -159,6 +159,13 @@ def test_export_puts_the_pooling_in_the_graph_and_matches_pytorch(
     assert got.shape == (3, 32) and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert np.allclose(got, torch_logits(model, tok, TEXTS, 16, 3), atol=1e-5)
 
+    from optkit.bench import bench_model
+    from optkit.recipe import LatencySpec, Shape
+
+    fast = LatencySpec(warmup=1, runs=5, block=5, threads=1)
+    report = bench_model(ctx.out_dir / "model.onnx", shapes=[Shape(batch=2, seq=16)], latency=fast, memory=False)
+    assert [r["status"] for r in report["results"]] == ["measured"]  # bench takes the embedding graph's inputs
+
 
 def test_distill_embeddings_trains_a_smaller_student_towards_the_teacher(
     tiny_model_dir: Path, tiny_csv: Path, tmp_path: Path
