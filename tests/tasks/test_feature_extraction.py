@@ -3,6 +3,7 @@ graph, embedding distillation, gates on the task's metrics, and a whole run on t
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -220,7 +221,7 @@ def test_a_run_reports_embedding_metrics_and_gates_and_compares(
     tiny_model_dir: Path, tiny_csv: Path, tmp_path: Path
 ) -> None:
     from optkit.api import run_recipe
-    from optkit.compare import compare_reports, load_report
+    from optkit.compare import CompareError, compare_reports, load_report
 
     path = tmp_path / "emb.yaml"
     path.write_text(yaml.safe_dump(_recipe(_st_folder(tiny_model_dir, tmp_path / "m"), tiny_csv)))
@@ -237,6 +238,14 @@ def test_a_run_reports_embedding_metrics_and_gates_and_compares(
     assert "k-NN accuracy" in (out / "report.md").read_text()
     assert "k-NN accuracy vs latency" in (out / "report.html").read_text()
 
-    result = compare_reports(load_report(out / "report.json"), load_report(out / "report.json"))
+    base = load_report(out / "report.json")
+    result = compare_reports(base, load_report(out / "report.json"))
     quality = [c for c in result["checks"] if c["metric"] == "knn_accuracy"]
     assert len(quality) == 3 and all(c["passed"] and c["change"] == 0 for c in quality)
+    worse = copy.deepcopy(base)
+    worse["variants"]["int8-dynamic"]["knn_accuracy"] -= 0.05
+    failed = [c for c in compare_reports(base, worse)["checks"] if not c["passed"]]
+    assert [(c["variant"], c["metric"]) for c in failed] == [("int8-dynamic", "knn_accuracy")]
+    other = copy.deepcopy(base) | {"task": {"name": "text-classification", "primary_metric": "accuracy"}}
+    with pytest.raises(CompareError, match="same task"):
+        compare_reports(base, other)
