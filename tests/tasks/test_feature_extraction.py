@@ -235,7 +235,8 @@ def test_a_run_reports_embedding_metrics_and_gates_and_compares(
     assert 0.9 < variants["int8-dynamic"]["cosine_mean"] <= variants["fp32-onnx"]["cosine_mean"] + 1e-6
     assert {g["gate"] for g in report["gates"]} == {"max_metric_drop", "min_metric.cosine_mean", "min_metric.cosine_p5"}
     assert outcome.passed
-    assert "k-NN accuracy" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| k-NN accuracy | Δ k-NN acc (pts) |" in md and "Δ k-NN accuracy vs baseline" in md
     assert "k-NN accuracy vs latency" in (out / "report.html").read_text()
 
     base = load_report(out / "report.json")
