@@ -448,6 +448,8 @@ def predict(
     click.echo(f"{manifest['variant']} ({manifest['format']}, {manifest['recipe']['name']}):")
     for text, r in zip(inputs, results, strict=True):
         shown = f"{r['label']} {r['score']:.3f}" if "label" in r else json.dumps(r.get("prediction"))
+        if "embedding" in r:  # a sentence embedding: its size and first values (--json prints all of them)
+            shown = f"[{r['dim']}-d: {', '.join(f'{x:+.3f}' for x in r['embedding'][:3])}, …]"
         click.echo(f"  {shown}  {text[:100]}")
 
 

@@ -201,25 +201,27 @@ def _environment_notes(base: dict[str, Any], new: dict[str, Any], allow_env_mism
 def _accuracy_checks(
     base: dict[str, Any], new: dict[str, Any], thresholds: Thresholds, notes: list[str]
 ) -> list[dict[str, Any]]:
-    """One check per variant in BASE: missing in NEW fails, an accuracy drop beyond the threshold fails.
+    """One check per variant in BASE: missing in NEW fails, a drop of the task's primary metric (accuracy
+    for a classifier, k-NN accuracy for embeddings) beyond the threshold fails.
 
     Where both reports scored the same eval rows, each check also carries the paired 95% interval of
     the change, McNemar's p and the rows that flipped; where they did not, a note says why not.
     """
     checks: list[dict[str, Any]] = []
+    metric, higher = _primary_metric(base, new)
     pairing = _pairing(base, new)
     if isinstance(pairing, str):
-        if any("accuracy" in v for v in base["variants"].values()):
-            notes.append(f"accuracy interval not available: {pairing}")
+        if any(metric in v for v in base["variants"].values()):
+            notes.append(f"{metric} interval not available: {pairing}")
         pairing = None
     for name, vb in base["variants"].items():
         vn = new["variants"].get(name)
         if vn is None:
             checks.append(_missing(name, "variant") | {"variant": name})
             continue
-        if "accuracy" not in vb or "accuracy" not in vn:
+        if metric not in vb or metric not in vn:
             continue  # bench reports measure speed and memory only
-        drop = vb["accuracy"] - vn["accuracy"]
+        drop = (vb[metric] - vn[metric]) * (1 if higher else -1)
         paired = _paired(pairing, name, vb, vn, notes) if pairing else {}
         noise = ""
         if paired.get("interval"):
@@ -229,13 +231,13 @@ def _accuracy_checks(
             )
         check = _check(
             name,
-            "accuracy",
-            vb["accuracy"],
-            vn["accuracy"],
-            -drop + 0.0,  # no "-0.00" for an unchanged accuracy
+            metric,
+            vb[metric],
+            vn[metric],
+            -drop + 0.0,  # no "-0.00" for an unchanged figure
             thresholds.max_accuracy_drop,
             drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
-            f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points{noise}; "
+            f"{metric} {vb[metric]:.4f} → {vn[metric]:.4f} ({-drop * 100:+.2f} points{noise}; "
             f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
         ) | {"variant": name}
         checks.append(check | paired)
@@ -243,6 +245,20 @@ def _accuracy_checks(
         if name not in base["variants"]:
             notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
     return checks
+
+
+def _primary_metric(base: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
+    """The primary metric both reports' task blocks name (accuracy for reports from before tasks), and its
+    direction; reports of two different tasks cannot be compared."""
+    blocks = [r.get("task") or {"name": "text-classification", "primary_metric": "accuracy"} for r in (base, new)]
+    if base.get("task") and new.get("task") and blocks[0].get("name") != blocks[1].get("name"):
+        raise CompareError(
+            f"BASE is a {blocks[0].get('name')!r} report and NEW a {blocks[1].get('name')!r} report; compare "
+            f"reports of the same task"
+        )
+    primary = str(blocks[1].get("primary_metric", "accuracy"))
+    higher = next((m["higher_is_better"] for m in blocks[1].get("metrics", []) if m["name"] == primary), True)
+    return primary, bool(higher)
 
 
 def _pairing(base: dict[str, Any], new: dict[str, Any]) -> tuple[Any, list[Any], list[str], int] | str:
@@ -442,7 +458,7 @@ def render_comparison(result: dict[str, Any]) -> str:
         if c["base"] is None:
             lines.append(f"| {mark} | {c['item']} | {c['metric']} | – | missing | | |")
             continue
-        pct = c["metric"] != "accuracy"
+        pct = "batch" in c  # speed and memory rows change in %; the quality metric's change is in points
         fmt = "{:.2f}" if pct else "{:.4f}"
         change = f"{c['change'] * 100:+.1f}%" if pct else f"{c['change'] * 100:+.2f} pts"
         if c.get("interval"):

@@ -93,10 +93,18 @@ def calibration_bytes(dims: ModelDims, texts: Sequence[str], max_length: int, ba
     total = 0
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
-        length = max(min(max_length, int(len(t.split()) * 1.5) + 2) for t in chunk)
+        # a text pair (data.text_pair) counts both texts' words and one more [SEP]
+        length = max(min(max_length, _tokens_estimate(t)) for t in chunk)
         per_token = 14 * dims.hidden + 2 * dims.intermediate + 2 * dims.heads * length
         total += 4 * dims.layers * len(chunk) * length * per_token
     return total
+
+
+def _tokens_estimate(text: str | tuple[str, ...]) -> int:
+    """1.5 tokens per word plus [CLS] and [SEP] (and a second [SEP] for a pair)."""
+    if isinstance(text, tuple):
+        return int(len(" ".join(text).split()) * 1.5) + 3
+    return int(len(text.split()) * 1.5) + 2
 
 
 def check_memory(demands: Sequence[tuple[str, str, int]], available: int | None = None) -> None:

@@ -36,6 +36,7 @@ def check_inputs(recipe: Recipe, source: Artifact, splits: Splits, available_mem
     task = get_task(recipe.model.task)
     task.check_model(recipe, config, splits, head_pass)
     _check_gates_fit(recipe, list(task.metrics), task.has_classes)
+    _check_metric_floors(recipe, task.metrics)
     plan = Plan(config, weights_bytes(source.path), splits, recipe.data.max_length)
     check_chains(recipe, plan)
     check_memory(memory_demands(recipe, plan), available_memory)
@@ -130,8 +131,25 @@ def _check_gates_fit(recipe: Recipe, metrics: list[str], has_classes: bool) -> N
         if gate.max_accuracy_drop is not None and "accuracy" not in metrics:
             raise RecipeError(
                 f"report.gates.{name}.max_accuracy_drop: model.task {recipe.model.task!r} has no accuracy (its "
-                f"metrics: {', '.join(metrics)}); remove the gate, or use min_agreement"
+                f"metrics: {', '.join(metrics)}); use max_metric_drop (its primary metric, {metrics[0]}) or "
+                f"min_agreement instead"
             )
+
+
+def _check_metric_floors(recipe: Recipe, metrics: dict[str, bool]) -> None:
+    """``min_metric`` names metrics of the recipe's task where higher is better; anything else could never pass."""
+    for name, gate in recipe.report.gates.items():
+        for metric in gate.min_metric or {}:
+            if metric not in metrics:
+                raise RecipeError(
+                    f"report.gates.{name}.min_metric.{metric}: model.task {recipe.model.task!r} reports no "
+                    f"{metric!r}; its metrics: {', '.join(metrics)}"
+                )
+            if not metrics[metric]:
+                raise RecipeError(
+                    f"report.gates.{name}.min_metric.{metric}: lower {metric} is better, so a floor cannot "
+                    f"express a limit on it; remove it"
+                )
 
 
 def _head_pass() -> str:

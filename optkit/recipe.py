@@ -120,6 +120,11 @@ class DataSpec(BaseModel):
     )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
+    text_pair: str | None = Field(
+        None,
+        description="Column holding a second text per row (paraphrase, entailment, query-document relevance): "
+        "each row is tokenised as a pair, with token type ids marking the second text. Default: single texts.",
+    )
     label: str = Field("label", description="Column holding the class label.")
     labels: list[str] | dict[str, str] | None = Field(
         None,
@@ -163,6 +168,11 @@ class DataSpec(BaseModel):
     def _two_columns(self) -> DataSpec:
         if self.text == self.label:
             raise ValueError(f"text and label both name column {self.text!r}; they must be two different columns")
+        if self.text_pair is not None and self.text_pair in (self.text, self.label):
+            role = "text" if self.text_pair == self.text else "label"
+            raise ValueError(
+                f"text_pair and {role} both name column {self.text_pair!r}; the pair's second text needs its own column"
+            )
         return self
 
 
@@ -486,6 +496,17 @@ class GateSpec(BaseModel):
         ge=0,
         description="Largest allowed drop of the primary metric on any one group of evaluate.slices vs the "
         "baseline, as a fraction (0.05 = 5 points of accuracy); fails naming the slice and group.",
+    )
+    max_metric_drop: float | None = Field(
+        None,
+        ge=0,
+        description="Largest allowed drop of the task's primary metric vs the baseline (k-NN accuracy for "
+        "feature-extraction, accuracy for text-classification), as a fraction (0.01 = 1 point). Every task.",
+    )
+    min_metric: dict[str, float] | None = Field(
+        None,
+        description="Floors for any of the task's metrics where higher is better, e.g. {cosine_mean: 0.98, "
+        "cosine_p5: 0.95} for feature-extraction; fails naming the metric.",
     )
 
 

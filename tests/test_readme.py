@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from optkit import recipe as schema
 from optkit.passes.distill import DistillConfig, StudentSpec
+from optkit.passes.embed_distill import DistillEmbeddingsConfig
 from optkit.passes.finetune import FinetuneConfig
 from optkit.passes.inc_quantize import IncQuantizeConfig
 from optkit.passes.onnx_export import ExportConfig
@@ -40,6 +41,7 @@ MODELS = [
     TuneConfig,
     TuneLatency,
     IncQuantizeConfig,
+    DistillEmbeddingsConfig,
 ]
 
 

@@ -70,12 +70,15 @@ def evaluate_build(
     threads = recipe.evaluate.latency.threads or available_cpus()
 
     task = get_task(recipe.model.task)
-    outputs = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}
+    scored = {n: _predictions(recipe, task, build.artifacts[n], splits, cache, progress, n) for n in names}
+    outputs = {n: (p, c) for n, (p, c, _) in scored.items()}
     preds = {n: p for n, (p, _) in outputs.items()}
     variants: dict[str, Any] = {}
     for n in names:
         art = build.artifacts[n]
         m = task.scores(preds[n], splits.eval.labels, splits.label_names)
+        if task.scores_outputs:  # e.g. the cosine of each row's embedding to the baseline's
+            m |= task.output_scores(scored[n][2], scored["baseline"][2])
         agree = task.agreement(preds[n], preds["baseline"])
         variants[n] = {
             "format": art.format,
@@ -173,15 +176,21 @@ def _paired_fields(
 
 def _predictions(
     recipe: Recipe, task: Task, art: Artifact, splits: Splits, cache: ArtifactCache, progress: Progress, name: str
-) -> tuple[list[Any], list[float] | None]:
-    """The task's predictions on the eval split (ONNX on the CPU EP) and how sure each was; cached per
+) -> tuple[list[Any], list[float] | None, Any]:
+    """The task's predictions on the eval split (ONNX on the CPU EP), how sure each was, and (for a task
+    that scores raw outputs against the baseline's) the outputs themselves, else None; cached per
     artifact and data, as they are deterministic."""
     key = cache_key({"artifact": art.key, "data": splits.fingerprint, "max_length": recipe.data.max_length})
     # 'eval-' since predictions gained confidences: an older 'predictions-' entry holds no confidences
     cached = cache.read_json(f"eval-{key[:32]}.json")
-    if isinstance(cached, dict) and len(cached.get("predictions") or []) == len(splits.eval):
+    raw = _cached_outputs(cache, key) if task.scores_outputs else None
+    if (
+        isinstance(cached, dict)
+        and len(cached.get("predictions") or []) == len(splits.eval)
+        and (raw is not None or not task.scores_outputs)
+    ):
         progress.log(f"  accuracy of {name}: cached predictions")
-        return cached["predictions"], cached.get("confidences")
+        return cached["predictions"], cached.get("confidences"), raw
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if art.format == "onnx":
@@ -190,9 +199,37 @@ def _predictions(
             model, tokenizer = _load_torch(art, task)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
     task.check_outputs(logits, splits.label_names, name)
-    out, confidences = task.predictions(logits), task.confidences(logits)
+    out, confidences = task.eval_predictions(logits, splits.eval.labels), task.confidences(logits)
+    if task.scores_outputs:
+        _cache_outputs(cache, key, logits)
     cache.write_json(f"eval-{key[:32]}.json", {"predictions": out, "confidences": confidences})
-    return out, confidences
+    return out, confidences, logits if task.scores_outputs else None
+
+
+def _cache_outputs(cache: ArtifactCache, key: str, outputs: Any) -> None:
+    """Raw eval outputs as float32 bytes (base64) in a JSON entry: exact, and a quarter of decimal text."""
+    import base64
+
+    import numpy as np
+
+    data = np.ascontiguousarray(outputs, dtype=np.float32)
+    blob = {"shape": list(data.shape), "float32_base64": base64.b64encode(data.tobytes()).decode("ascii")}
+    cache.write_json(f"eval-outputs-{key[:32]}.json", blob)
+
+
+def _cached_outputs(cache: ArtifactCache, key: str) -> Any:
+    """The raw outputs ``_cache_outputs`` stored, or None when absent or unreadable (then they are recomputed)."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    blob = cache.read_json(f"eval-outputs-{key[:32]}.json")
+    try:
+        data = np.frombuffer(base64.b64decode(blob["float32_base64"]), dtype=np.float32)
+        return data.reshape(blob["shape"])
+    except (TypeError, KeyError, ValueError, binascii.Error):
+        return None
 
 
 def _subjects(build: BuildResult, splits: Splits, task: Task, max_length: int) -> list[Subject]:

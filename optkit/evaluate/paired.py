@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optkit.evaluate.stats import BOOTSTRAP_RESAMPLES, interval, mcnemar_exact_p, resample_weights, verdict
+from optkit.sources.data import display_text
 from optkit.tasks import Task
 
 __all__ = [
@@ -188,7 +189,7 @@ def changed_examples(
     ref_conf, cand_conf = confidences
     out = []
     for i in rows[:limit]:
-        text = texts[i]
+        text = display_text(texts[i])
         example: dict[str, Any] = {
             "row": i,
             "text": text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optkit.evaluate.stats import paired_bootstrap_delta, verdict
+from optkit.sources.data import display_text
 from optkit.tasks import Task
 
 __all__ = ["INCONCLUSIVE_ROWS", "INCONCLUSIVE_WIDTH", "MAX_GROUPS", "slice_changes", "slice_groups", "worst_slice"]
@@ -43,7 +44,7 @@ def _length_groups(texts: Sequence[str]) -> dict[str, list[int]]:
     """Terciles of the eval texts' word counts, named by their bounds."""
     import numpy as np
 
-    words = [len(t.split()) for t in texts]
+    words = [len(display_text(t).split()) for t in texts]  # a text pair counts both texts' words
     a, b = (int(x) for x in np.quantile(words, [1 / 3, 2 / 3], method="lower"))  # edges are real counts
     bounds = [(f"short (≤{a} words)", a), (f"medium ({a + 1}–{b} words)", b), (f"long (>{b} words)", max(words))]
     groups: dict[str, list[int]] = {label: [] for label, _ in bounds}  # short to long, whatever comes first

@@ -30,7 +30,7 @@ from optkit.recipe import ModelSpec
 from optkit.sources.model import resolve_model
 from optkit.structure import describe_model
 
-__all__ = ["DistillConfig", "StudentSpec", "distill"]
+__all__ = ["DistillConfig", "StudentSpec", "distill", "make_student"]
 
 
 class StudentSpec(BaseModel):
@@ -344,6 +344,10 @@ def _make_student(
             keep = {i: s.argsort(descending=True)[: spec.intermediate_size] for i, s in enumerate(ffn_score)}
             surgery.shrink_ffn(student, keep)
     return student, t_tok
+
+
+# Public for passes that cut a student the same way and train it with another loss (distill_embeddings).
+make_student = _make_student
 
 
 def _layer_map(config: DistillConfig, teacher_layers: int, student_layers: int) -> list[int]:

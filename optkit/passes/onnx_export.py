@@ -44,7 +44,7 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
         if config.backend == "optimum":
             _export_optimum(src.path, ctx.out_dir, config.opset, trust, task.export_name)
         else:
-            _export_torch(model, tokenizer, target, config.opset)
+            _export_torch(model, tokenizer, target, config.opset, task.onnx_output)
     except PassError:
         raise
     except Exception as e:
@@ -79,6 +79,12 @@ def validate_export(
     session = create_session(onnx_path)
     ref = torch_logits(model, tokenizer, texts, max_length, batch_size=16)
     got = onnx_logits(session, tokenizer, texts, max_length, batch_size=16)
+    if len(texts) and ref.shape != got.shape:
+        raise PassError(
+            f"the exported model's output has shape {tuple(got.shape)} but PyTorch's {tuple(ref.shape)} on the same "
+            f"{len(texts)} rows; for task {task.name!r} export with backend 'torch', which exports what optkit "
+            f"evaluates (e.g. the pooled sentence embedding)"
+        )
     diff = float(np.abs(ref - got).max()) if len(texts) else 0.0
     agreement = task.agreement(task.predictions(got), task.predictions(ref)) if len(texts) else 1.0
     return {"samples": len(texts), "max_abs_diff": diff, "agreement": agreement}
@@ -104,7 +110,7 @@ class _LogitsOnly:
         return Wrapper().eval()
 
 
-def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
+def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int, output: str = "logits") -> None:
     import inspect
     import warnings
 
@@ -115,7 +121,7 @@ def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_types else [])
     args = tuple(sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch"}
+    axes[output] = {0: "batch"}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # TracerWarnings about python-side shape checks are expected
         torch.onnx.export(
@@ -123,7 +129,7 @@ def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int) -> None:
             args,
             str(target),
             input_names=names,
-            output_names=["logits"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,

@@ -93,6 +93,7 @@ def _load_passes() -> None:
     # Importing the modules registers them; they import torch/onnx only inside functions.
     from optkit.passes import (  # noqa: F401
         distill,
+        embed_distill,
         finetune,
         inc_quantize,
         onnx_export,

@@ -15,8 +15,8 @@ from optkit.reports.metrics import primary_metric
 
 __all__ = ["change_text", "changes_html", "changes_markdown", "interval_text"]
 
-_IN_POINTS = {"accuracy", "macro_f1", "recall", "f1", "precision"}
-_WORDS = {"f1": "F1", "recall": "recall", "accuracy": "accuracy"}
+_IN_POINTS = {"accuracy", "macro_f1", "recall", "f1", "precision", "knn_accuracy", "knn_macro_f1"}
+_WORDS = {"f1": "F1", "recall": "recall", "accuracy": "accuracy", "knn_accuracy": "k-NN accuracy"}
 _MD_TEXT = 140  # characters of a changed row's text in the Markdown table
 
 

@@ -33,6 +33,11 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 value, passed, text = _class_drop(v, threshold)
             elif metric == "max_slice_drop":
                 value, passed, text = _slice_drop(v, threshold, evaluation)
+            elif metric == "max_metric_drop":
+                value, passed, text = _metric_drop(v, variants["baseline"], threshold, evaluation)
+            elif metric == "min_metric":
+                out += _metric_floors(name, v, threshold)
+                continue
             elif metric == "max_size_ratio":
                 value = v["size_ratio"]
                 passed = value <= threshold
@@ -56,6 +61,49 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                     "message": f"{name}: {text}",
                 }
             )
+    return out
+
+
+def _primary(evaluation: dict[str, Any]) -> tuple[str, bool]:
+    """The report's primary metric and whether higher is better (accuracy for reports without a task block)."""
+    task = evaluation.get("task") or {}
+    primary = task.get("primary_metric", "accuracy")
+    return primary, next((m["higher_is_better"] for m in task.get("metrics", []) if m["name"] == primary), True)
+
+
+def _metric_drop(
+    variant: dict[str, Any], baseline: dict[str, Any], threshold: float, evaluation: dict[str, Any]
+) -> tuple[float | None, bool, str]:
+    """The primary metric's drop against the baseline (a rise where lower is better), with its interval."""
+    primary, higher = _primary(evaluation)
+    if primary not in variant or primary not in baseline:
+        return None, False, f"{primary} not measured for this variant"
+    change = variant[primary] - baseline[primary]
+    value = (-change if higher else change) + 0.0
+    passed = value <= threshold + 1e-12
+    ci = variant.get(f"{primary}_delta_ci95")
+    noise = f", 95% CI of the change {ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}" if ci else ""
+    text = f"{primary} drop {value * 100:+.2f} points{noise} (allowed {threshold * 100:.2f})"
+    return value, passed, text
+
+
+def _metric_floors(name: str, variant: dict[str, Any], floors: dict[str, float]) -> list[dict[str, Any]]:
+    """One gate entry per floor in ``min_metric``, named ``min_metric.<metric>``."""
+    out = []
+    for metric, floor in floors.items():
+        value = variant.get(metric)
+        passed = value is not None and value >= floor
+        shown = "not measured" if value is None else f"{value:.4f}"
+        out.append(
+            {
+                "variant": name,
+                "gate": f"min_metric.{metric}",
+                "value": value,
+                "threshold": floor,
+                "passed": bool(passed),
+                "message": f"{name}: {metric} {shown} (required {floor:.4f})",
+            }
+        )
     return out
 
 

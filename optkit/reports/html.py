@@ -18,7 +18,7 @@ from optkit.reports.charts import (
     measured_rows,
     size_memory_svg,
 )
-from optkit.reports.metrics import metric_cells, metric_headers
+from optkit.reports.metrics import metric_cells, metric_headers, metric_label, primary_metric
 from optkit.reports.pareto import pareto_front
 from optkit.reports.recommend import recommendation_text
 from optkit.reports.traffic import traffic_html
@@ -58,9 +58,9 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
     front = set(
         pareto_front(
             {
-                n: (r["latency"]["p50_ms"], variants[n]["accuracy"])
+                n: (r["latency"]["p50_ms"], variants[n][primary_metric(report)])
                 for n, r in first.items()
-                if "accuracy" in variants[n]
+                if primary_metric(report) in variants[n]
             }
         )
     )
@@ -107,7 +107,8 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
         rows.append(row)
         classes.append("front" if name in front else "")
     note = (
-        f'<p class="muted">★ on the accuracy/latency Pareto front at b{shapes[0][0]}×s{shapes[0][1]}; '
+        f'<p class="muted">★ on the {_e(metric_label(primary_metric(report)))}/latency Pareto front '
+        f"at b{shapes[0][0]}×s{shapes[0][1]}; "
         f"~ noisy timing (robust CV above 0.10). Speed-ups are p50 ratios against {_e(ref)}.</p>"
         if shapes
         else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["delta_text", "metric_cells", "metric_headers", "primary_metric"]
+__all__ = ["delta_text", "metric_cells", "metric_headers", "metric_label", "primary_metric"]
 
 _CLASSIFICATION = {
     "name": "text-classification",
@@ -16,9 +16,17 @@ _CLASSIFICATION = {
     "metrics": [{"name": "accuracy", "higher_is_better": True}, {"name": "macro_f1", "higher_is_better": True}],
 }
 # How the classification columns have always been headed; other metrics use their own names.
-_HEADERS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-_DELTA_HEADERS = {"accuracy": "Δ acc (pts)"}
-_IN_POINTS = {"accuracy", "macro_f1"}  # fractions of 1, whose changes read best in points
+_HEADERS = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    # feature-extraction: a k-NN classifier over the embeddings, and each row's cosine to the baseline's
+    "knn_accuracy": "k-NN accuracy",
+    "knn_macro_f1": "k-NN macro-F1",
+    "cosine_mean": "cosine to baseline (mean)",
+    "cosine_p5": "cosine to baseline (p5)",
+}
+_DELTA_HEADERS = {"accuracy": "Δ acc (pts)", "knn_accuracy": "Δ k-NN acc (pts)"}
+_IN_POINTS = {"accuracy", "macro_f1", "knn_accuracy", "knn_macro_f1"}  # fractions of 1: changes read best in points
 
 
 def task_block(report: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +35,11 @@ def task_block(report: dict[str, Any]) -> dict[str, Any]:
 
 def primary_metric(report: dict[str, Any]) -> str:
     return str(task_block(report)["primary_metric"])
+
+
+def metric_label(metric: str) -> str:
+    """How a metric is named in tables and on chart axes."""
+    return _HEADERS.get(metric, metric)
 
 
 def metric_headers(report: dict[str, Any], *, secondary: bool = True) -> list[str]:

@@ -23,9 +23,10 @@ def check_line(check: dict[str, Any], *, show_provider: bool = False) -> str:
     variant = check.get("variant") or check["item"]
     if check["base"] is None:
         return f"{check['item']}: measured in the baseline but missing from this run"
-    if check["metric"] == "accuracy":
+    if "batch" not in check:  # the task's quality metric (accuracy, k-NN accuracy, ...), not a timed row
         return (
-            f"{variant}: accuracy {check['new']:.4f} vs {check['base']:.4f}, {check['change'] * 100:+.2f} points "
+            f"{variant}: {check['metric']} {check['new']:.4f} vs {check['base']:.4f}, "
+            f"{check['change'] * 100:+.2f} points "
             f"(allowed −{check['allowed'] * 100:.2f})"
         )
     where = f"b{check['batch']}×s{check['seq']}" if "batch" in check else check["item"]

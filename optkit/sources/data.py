@@ -15,7 +15,7 @@ from optkit.recipe import DataSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
 from optkit.tasks import Task, get_task
 
-__all__ = ["Split", "Splits", "load_splits", "read_table"]
+__all__ = ["Split", "Splits", "display_text", "load_splits", "read_table"]
 
 HUB_PREFIX = "hub:"
 _FORMATS = {
@@ -35,9 +35,16 @@ _ORANGE_TEXT_TYPES = {"", "s", "string", "text", "t", "time", "basket"}
 _ORANGE_MISSING = {"", "?", "~"}  # empty is missing in every column; '?' and '~' only in discrete/continuous ones
 
 
+def display_text(text: str | tuple[str, str]) -> str:
+    """One input as a reader sees it: a text pair (``data.text_pair``) as its two texts joined by ' ‖ '."""
+    return " ‖ ".join(text) if isinstance(text, tuple) else text
+
+
 @dataclass(frozen=True)
 class Split:
-    texts: list[str]
+    # One input per row: a text, or with data.text_pair a (text, text_pair) tuple, which tokenizers
+    # encode as a pair (token type ids 0 then 1) wherever a batch of them is tokenised.
+    texts: list[Any]
     labels: list[Any]  # the task's targets: class ids for a classifier
     rows: list[int] = field(default_factory=list)  # position among the usable rows: texts can repeat, rows cannot
     columns: dict[str, list[str]] = field(default_factory=dict)  # other data columns asked for (slices), as text
@@ -79,7 +86,8 @@ def load_splits(
 
     task = get_task(task) if isinstance(task, str) else task
     frame, source_hash, where = read_table(spec)
-    for col, role in ((spec.text, "text"), (spec.label, "label")):
+    roles = [(spec.text, "text"), (spec.label, "label")] + ([(spec.text_pair, "text_pair")] if spec.text_pair else [])
+    for col, role in roles:
         if col not in frame.columns:
             raise DataError(
                 f"data.{role}: column {col!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
@@ -87,19 +95,25 @@ def load_splits(
             )
     if len(frame) == 0:
         raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
-    extra = [c for c in dict.fromkeys(columns) if c not in (spec.text, spec.label)]
+    inputs = [spec.text, spec.text_pair] if spec.text_pair else [spec.text]
+    extra = [c for c in dict.fromkeys(columns) if c not in (*inputs, spec.label)]
     absent = [c for c in extra if c not in frame.columns]
     if absent:
         raise DataError(
             f"evaluate.slices: column {absent[0]!r} is not in {where} (columns: "
             f"{', '.join(map(str, frame.columns))}); name a column, or a built-in slice (length, label)"
         )
-    frame = frame[[spec.text, spec.label, *extra]].dropna(subset=[spec.text, spec.label])
-    frame = frame[frame[spec.text].astype(str).str.strip() != ""]
+    frame = frame[[*inputs, spec.label, *extra]].dropna(subset=[*inputs, spec.label])
+    for col in inputs:
+        frame = frame[frame[col].astype(str).str.strip() != ""]
+    if len(frame) == 0 and spec.text_pair:
+        raise DataError(f"data.text_pair: no row of {where} has both a {spec.text!r} and a {spec.text_pair!r} text")
     targets = task.targets(frame[spec.label], spec, where)
     frame = frame[targets.keep]
     label_names = targets.names
-    texts = frame[spec.text].astype(str).tolist()
+    texts: list[Any] = frame[spec.text].astype(str).tolist()
+    if spec.text_pair:
+        texts = list(zip(texts, frame[spec.text_pair].astype(str).tolist(), strict=True))
     carried = {c: frame[c].astype(object).where(frame[c].notna(), "(missing)").astype(str).tolist() for c in extra}
     values = targets.values
     strata = np.asarray(targets.strata if targets.strata is not None else [0] * len(texts))
@@ -139,6 +153,8 @@ def load_splits(
         "label": spec.label,
         "source": source_hash,
     }
+    if spec.text_pair:  # only when set: keys of single-text data stay what they were
+        cut["text_pair"] = spec.text_pair
     cut.update(task.data_identity)
     cut.update(targets.identity)
     train_fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()

@@ -42,6 +42,8 @@ class Task:
     auto_model: ClassVar[str]
     # dtype of the training targets handed to the model's own loss ("long" class ids, "float" values).
     target_dtype: ClassVar[str] = "long"
+    # Name of the exported ONNX graph's one output (what the model's forward returns as ``.logits``).
+    onnx_output: ClassVar[str] = "logits"
 
     @property
     def primary_metric(self) -> str:
@@ -104,6 +106,22 @@ class Task:
 
     # Optional hooks: a task that leaves them as they are gets no interval, no per-class table and no
     # confidences in its report, and everything else works the same.
+
+    def eval_predictions(self, outputs: Any, targets: Sequence[Any]) -> list[Any]:
+        """Predictions on the whole eval split, for tasks whose prediction of one row depends on the other
+        rows and their targets (a k-nearest-neighbour classifier over sentence embeddings). Default:
+        ``predictions(outputs)``, which sees one row at a time."""
+        return self.predictions(outputs)
+
+    @property
+    def scores_outputs(self) -> bool:
+        """Whether the task scores raw outputs against the baseline's (it implements ``output_scores``)."""
+        return type(self).output_scores is not Task.output_scores
+
+    def output_scores(self, outputs: Any, reference: Any) -> dict[str, float]:
+        """Metrics of a variant's raw eval outputs against the baseline's, row by row (the cosine of two
+        embeddings); merged into the variant's figures beside ``scores``. Default: none."""
+        return {}
 
     def row_scores(self, predictions: Sequence[Any], targets: Sequence[Any]) -> list[float] | None:
         """Each eval row's share of the primary metric, whose mean over the rows *is* the primary metric

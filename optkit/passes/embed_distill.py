@@ -1,0 +1,214 @@
+"""``distill_embeddings``: a smaller student learns to reproduce its teacher's sentence embeddings (torch -> torch).
+
+The embedding counterpart of ``distill`` (which matches class logits): the student is cut from the
+teacher the same way (``student.layers``, ``intermediate_size``, ``num_attention_heads``) or is any
+HF encoder (``student.model``), and is trained so that its pooled embedding of each train text
+matches the teacher's, by cosine (``1 - cos``) or mean squared error, as sentence-transformers'
+``MSELoss`` distillation does. No labels are used: the teacher's embeddings of the train texts are the
+targets, computed once and cached. Early stopping watches the mean cosine to the teacher on train rows
+held out of training, never the eval split the report scores.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from optkit.errors import PassError
+from optkit.evaluate.predict import torch_logits
+from optkit.guards import training_bytes
+from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
+from optkit.passes.distill import DistillConfig, StudentSpec, _hold_out, make_student
+from optkit.passes.finetune import load_for_training
+from optkit.passes.kd import train_logits
+from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
+from optkit.passes.registry import register_pass
+from optkit.passes.training import planned_steps, train_classifier
+from optkit.structure import describe_model
+
+__all__ = ["DistillEmbeddingsConfig", "distill_embeddings", "embedding_loss"]
+
+
+class DistillEmbeddingsConfig(PassConfig):
+    """Distil a sentence-embedding model into a smaller student that matches its embeddings."""
+
+    kind: Literal["distill_embeddings"] = "distill_embeddings"
+    # Embeddings are what it matches; a classifier has class logits instead (use 'distill').
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"feature-extraction"})
+    student: StudentSpec
+    loss: Literal["cosine", "mse"] = Field(
+        "cosine", description="'cosine': 1 - cos(student, teacher); 'mse': squared error of the embeddings."
+    )
+    epochs: Epochs = 2.0
+    learning_rate: LearningRate = 1e-4
+    batch_size: BatchSize = 32
+    max_length: MaxLength = None
+    weight_decay: WeightDecay = 0.01
+    warmup_ratio: WarmupRatio = 0.1
+    max_steps: MaxSteps = None
+    validation: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of train rows held out for early stopping; 0 turns it off."
+    )
+    patience: int = Field(1, ge=1, description="Epochs without a better held-out cosine before stopping.")
+    seed: Seed = None
+
+    def check(self, where: str, model: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+        """Layers, widths and heads the student keeps must exist in the teacher (as for ``distill``)."""
+        return DistillConfig(student=self.student).check(where, model, plan)
+
+    def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
+        dims, seq, bs = plan.dims, self.max_length or plan.max_length, self.batch_size
+        need = plan.weights_bytes + training_bytes(dims, bs, seq, plan.weights_bytes)
+        return [MemoryDemand(f"{where}.batch_size", f"embedding distillation at batch {bs} x {seq} tokens", need)]
+
+
+def embedding_loss(student: Any, teacher: Any, kind: str) -> Any:
+    """Mean over the batch of ``1 - cos`` or of the squared error summed over dimensions / dims."""
+    import torch.nn.functional as F
+
+    teacher = teacher.to(student.device, student.dtype)
+    if kind == "cosine":
+        return (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+    return F.mse_loss(student, teacher)
+
+
+@register_pass(DistillEmbeddingsConfig, version=1, input_format="torch", output_format="torch", uses_data=True)
+def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: PassContext) -> Artifact:
+    """Train a student on the teacher ``src``'s embeddings of the train texts; writes the student's folder."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import set_seed
+
+    splits = ctx.splits()
+    seed = ctx.settings.seed if config.seed is None else config.seed
+    set_seed(seed)
+    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
+    student, s_tok = make_student(teacher, t_tok, config, splits.label_names, ctx)  # type: ignore[arg-type]
+    teacher_info, student_info = describe_model(teacher), describe_model(student)
+    max_length = config.max_length or ctx.settings.max_length
+    texts, labels = splits.train.texts, splits.train.labels
+    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+
+    teacher.to(PartialState().device).eval()
+    targets = train_logits(src, teacher, t_tok, max_length, ctx)  # the teacher's embedding of every train row
+    del teacher  # the targets are all the student needs from it
+    _check_dims(student, s_tok, targets, ctx.step)
+    idx = torch.tensor(train_idx, dtype=torch.long)
+    train_targets = targets[idx]
+
+    def loss_fn(model: Any, batch: dict[str, Any]) -> Any:
+        inputs = {k: v for k, v in batch.items() if k not in ("idx", "labels")}
+        return embedding_loss(model(**inputs).logits, train_targets[batch["idx"].cpu()], config.loss)
+
+    stopper = _HeldOutCosine(student, s_tok, [texts[i] for i in val_idx], targets[val_idx], max_length, config)
+    stopper.log = ctx.progress.log
+    total = planned_steps(len(train_idx), config.batch_size, config.epochs, config.max_steps)
+    with ctx.progress.task(f"{ctx.step}: distilling embeddings (seed {seed})", total=total) as advance:
+        result = train_classifier(
+            student,
+            s_tok,
+            [texts[i] for i in train_idx],
+            [labels[i] for i in train_idx],
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            max_length=max_length,
+            weight_decay=config.weight_decay,
+            warmup_ratio=config.warmup_ratio,
+            seed=seed,
+            max_steps=config.max_steps,
+            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.4f}"),
+            loss_fn=loss_fn,
+            on_epoch_end=stopper.on_epoch_end,
+        )
+    stopper.finish(result.epochs, result.steps)
+    student.to("cpu").save_pretrained(ctx.out_dir, safe_serialization=True)
+    s_tok.save_pretrained(ctx.out_dir)
+    ctx.meta.update(
+        teacher=teacher_info,
+        student=student_info,
+        loss=config.loss,
+        steps=result.steps,
+        epochs=round(result.epochs, 3),
+        final_loss=round(result.final_loss, 6),
+        mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 6),
+        mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 6),
+        train_seconds=round(result.seconds, 1),
+        train_rows=len(train_idx),
+        heldout_rows=len(val_idx),
+        heldout_history=stopper.history,
+        kept_epoch=stopper.best["epoch"],
+        seed=seed,
+    )
+    ctx.progress.log(
+        f"  student: {student_info['layers']} layers, {student_info['params'] / 1e6:.1f}M params (teacher "
+        f"{teacher_info['params'] / 1e6:.1f}M); {result.steps} steps in {result.seconds:.0f} s"
+    )
+    return Artifact(ctx.out_dir, "torch", key="")
+
+
+def _check_dims(student: Any, tokenizer: Any, targets: Any, step: str) -> None:
+    """A student whose embedding has another width cannot match the teacher's (no projection is learnt)."""
+    import torch
+
+    sample = tokenizer(["optkit"], return_tensors="pt")
+    with torch.inference_mode():
+        dim = student.eval()(**dict(sample)).logits.shape[-1]
+    student.train()
+    if dim != targets.shape[-1]:
+        raise PassError(
+            f"{step}: the student's embeddings have {dim} dimensions but the teacher's {targets.shape[-1]}; "
+            f"cut the student from the teacher (student.layers) or pick a student.model of the same width"
+        )
+
+
+class _HeldOutCosine:
+    """Mean cosine to the teacher on held-out train rows after every epoch; keep the best weights."""
+
+    def __init__(
+        self,
+        student: Any,
+        tokenizer: Any,
+        texts: list[Any],
+        targets: Any,
+        max_length: int,
+        config: DistillEmbeddingsConfig,
+    ) -> None:
+        self.student, self.tokenizer, self.texts, self.targets = student, tokenizer, texts, targets
+        self.max_length, self.patience = max_length, config.patience
+        self.log: Any = print
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"cosine": -2.0, "epoch": 0, "state": None}
+
+    def _cosine(self) -> float:
+        import torch
+        import torch.nn.functional as F
+
+        got = torch.from_numpy(torch_logits(self.student, self.tokenizer, self.texts, self.max_length, 64))
+        return float(F.cosine_similarity(got, self.targets.to(got.dtype), dim=-1).mean())
+
+    def on_epoch_end(self, epoch: int, step: int) -> bool:
+        if not self.texts:
+            return False
+        cos = self._cosine()
+        self.history.append({"epoch": epoch, "step": step, "heldout_cosine": round(cos, 5)})
+        self.log(f"  epoch {epoch}: held-out cosine to the teacher {cos:.4f} ({len(self.texts)} train rows)")
+        if cos > self.best["cosine"]:
+            self.best.update(cosine=cos, epoch=epoch, state=copy.deepcopy(self.student.state_dict()))
+            return False
+        return epoch - self.best["epoch"] >= self.patience
+
+    def finish(self, epochs: float, steps: int) -> None:
+        """Keep the final weights unless an earlier epoch held out better."""
+        if not self.texts:
+            return
+        cos = self._cosine()
+        self.history.append({"epoch": round(epochs, 2), "step": steps, "heldout_cosine": round(cos, 5)})
+        self.log(f"  end of training: held-out cosine to the teacher {cos:.4f}")
+        if cos < self.best["cosine"] and self.best["state"] is not None:
+            self.student.load_state_dict(self.best["state"])
+            self.log(f"  kept epoch {self.best['epoch']} (held-out {self.best['cosine']:.4f} > final {cos:.4f})")
+        else:
+            self.best.update(cosine=cos, epoch=round(epochs, 2))
