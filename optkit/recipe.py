@@ -105,12 +105,18 @@ class DataSpec(BaseModel):
     source: str = Field(
         description="Local CSV/TSV/JSONL/Parquet/Orange .tab (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange"] = Field(
-        "auto", description="File format; auto reads the file name (.tab is Orange's tab-separated format)."
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange", "conll"] = Field(
+        "auto",
+        description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
+        "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
+        "'tokens' and 'tags'.",
     )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
     label: str = Field("label", description="Column holding the class label.")
+    context: str = Field(
+        "context", description="question-answering: the column holding the passage each question is asked about."
+    )
     labels: list[str] | dict[str, str] | None = Field(
         None,
         min_length=2,

@@ -10,7 +10,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optkit.tasks.base import TrainingFeatures
 
 __all__ = ["LossFn", "TrainResult", "planned_steps", "train_classifier"]
 
@@ -52,6 +55,7 @@ def train_classifier(
     loss_fn: LossFn | None = None,
     on_epoch_end: Callable[[int, int], bool] | None = None,
     label_dtype: str = "long",
+    features: TrainingFeatures | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on (text, target) pairs with the model's own loss, unless ``loss_fn`` says otherwise.
 
@@ -59,7 +63,8 @@ def train_classifier(
     cross-entropy, ``float`` for a regression head. ``loss_fn(model, batch)`` gets the batch with
     ``idx`` (row indices into ``texts``), so a distillation loss can look up what the teacher said
     about those rows. ``on_epoch_end(epoch, step)`` runs after every full pass over the data and
-    stops training by returning True (early stopping).
+    stops training by returning True (early stopping). ``features`` are batches a structured task
+    built itself (token tags, QA windows): then ``texts`` and ``labels`` are unused and a row is a feature.
 
     Batches are padded to their longest member and built from rows of similar length
     (reviews are short, a few are long: padding every batch to its one long review would
@@ -71,10 +76,13 @@ def train_classifier(
 
     set_seed(seed)
     accelerator = Accelerator()
-    n = len(texts)
+    n = len(features) if features is not None else len(texts)
     total_steps = planned_steps(n, batch_size, epochs, max_steps)
 
-    loader = _length_bucketed_loader(tokenizer, texts, labels, max_length, batch_size, seed, label_dtype)
+    if features is not None:
+        loader = _feature_loader(features, batch_size, seed)
+    else:
+        loader = _length_bucketed_loader(tokenizer, texts, labels, max_length, batch_size, seed, label_dtype)
     optimizer, scheduler = _adamw_with_warmup(model, learning_rate, weight_decay, warmup_ratio, total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
@@ -90,7 +98,7 @@ def train_classifier(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            seen += batch["labels"].shape[0]
+            seen += batch["idx"].shape[0]
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step(step, total_steps, losses[-1])
@@ -139,6 +147,15 @@ def _length_bucketed_loader(
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
     sampler = _LengthBucketBatches(lengths, batch_size, torch.Generator().manual_seed(seed))
     return DataLoader(list(range(len(texts))), batch_sampler=sampler, collate_fn=collate)
+
+
+def _feature_loader(features: TrainingFeatures, batch_size: int, seed: int) -> Any:
+    """A structured task's features in length-bucketed batches, collated by the task."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    sampler = _LengthBucketBatches(features.lengths, batch_size, torch.Generator().manual_seed(seed))
+    return DataLoader(list(range(len(features))), batch_sampler=sampler, collate_fn=features.collate)
 
 
 def _adamw_with_warmup(
