@@ -201,19 +201,20 @@ def _accuracy_checks(
     the change, McNemar's p and the rows that flipped; where they did not, a note says why not.
     """
     checks: list[dict[str, Any]] = []
+    metric = _quality_metric(base)  # accuracy; another task's primary metric (entity_f1, f1, ...)
     pairing = _pairing(base, new)
     if isinstance(pairing, str):
-        if any("accuracy" in v for v in base["variants"].values()):
-            notes.append(f"accuracy interval not available: {pairing}")
+        if any(metric in v for v in base["variants"].values()):
+            notes.append(f"{metric} interval not available: {pairing}")
         pairing = None
     for name, vb in base["variants"].items():
         vn = new["variants"].get(name)
         if vn is None:
             checks.append(_missing(name, "variant") | {"variant": name})
             continue
-        if "accuracy" not in vb or "accuracy" not in vn:
+        if metric not in vb or metric not in vn:
             continue  # bench reports measure speed and memory only
-        drop = vb["accuracy"] - vn["accuracy"]
+        drop = vb[metric] - vn[metric]
         paired = _paired(pairing, name, vb, vn, notes) if pairing else {}
         noise = ""
         if paired.get("interval"):
@@ -223,13 +224,13 @@ def _accuracy_checks(
             )
         check = _check(
             name,
-            "accuracy",
-            vb["accuracy"],
-            vn["accuracy"],
+            metric,
+            vb[metric],
+            vn[metric],
             -drop + 0.0,  # no "-0.00" for an unchanged accuracy
             thresholds.max_accuracy_drop,
             drop <= thresholds.max_accuracy_drop + _FLOAT_SLACK,
-            f"accuracy {vb['accuracy']:.4f} → {vn['accuracy']:.4f} ({-drop * 100:+.2f} points{noise}; "
+            f"{metric} {vb[metric]:.4f} → {vn[metric]:.4f} ({-drop * 100:+.2f} points{noise}; "
             f"allowed drop {thresholds.max_accuracy_drop * 100:.2f})",
         ) | {"variant": name}
         checks.append(check | paired)
@@ -237,6 +238,15 @@ def _accuracy_checks(
         if name not in base["variants"]:
             notes.append(f"variant {name!r} is new (not in BASE); nothing to compare it with")
     return checks
+
+
+def _quality_metric(report: dict[str, Any]) -> str:
+    """The metric compare's quality check reads: accuracy for classifiers and reports that predate tasks;
+    the task's primary metric otherwise (its higher-is-better direction is the only one compare knows)."""
+    task = report.get("task") or {}
+    primary = str(task.get("primary_metric", "accuracy"))
+    higher = next((m.get("higher_is_better", True) for m in task.get("metrics", []) if m.get("name") == primary), True)
+    return primary if higher else "accuracy"
 
 
 def _pairing(base: dict[str, Any], new: dict[str, Any]) -> tuple[Any, list[Any], list[str], int] | str:

@@ -10,6 +10,7 @@ import io
 import re
 from typing import Any
 
+from optkit.reports.metrics import primary_metric
 from optkit.reports.pareto import pareto_front
 
 __all__ = [
@@ -61,9 +62,10 @@ def _pyplot() -> Any:
 
 def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
     """Accuracy vs p50 latency, one panel per shape; the Pareto front is drawn as a line and its points in red."""
+    metric = primary_metric(report)  # accuracy, or the task's own (entity_f1, f1, ...)
     shapes = [s for s in _shapes(report) if measured_rows(report, provider, *s)]
-    if not shapes or not any("accuracy" in v for v in report["variants"].values()):
-        return None  # a bench report has no accuracy
+    if not shapes or not any(metric in v for v in report["variants"].values()):
+        return None  # a bench report has no quality figures
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(shapes), figsize=(5.2 * len(shapes), 4.0), squeeze=False)
     variants = report["variants"]
@@ -71,9 +73,7 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
     for ax, (b, s) in zip(axes[0], shapes, strict=True):
         rows = measured_rows(report, provider, b, s)
         points = {
-            n: (r["latency"]["p50_ms"], variants[n]["accuracy"])
-            for n, r in rows.items()
-            if "accuracy" in variants.get(n, {})
+            n: (r["latency"]["p50_ms"], variants[n][metric]) for n, r in rows.items() if metric in variants.get(n, {})
         }
         if not points:
             ax.set_axis_off()
@@ -88,8 +88,8 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
                 lat, acc, s=90 if on else 50, color=_FRONT if on else _OTHER, marker="*" if on else "o", zorder=3
             )
         ax.set_xlabel(f"p50 latency, ms (b{b}×s{s}, {provider}); bar: 95% CI")
-        ax.set_ylabel("accuracy (eval split)")
-        ax.set_title(f"accuracy vs latency, b{b}×s{s}")
+        ax.set_ylabel(f"{metric} (eval split)")
+        ax.set_title(f"{metric} vs latency, b{b}×s{s}")
         ax.grid(alpha=0.3)
         ax.margins(x=0.25, y=0.25)
         labels.append((ax, {n + (" (front)" if n in front else ""): xy for n, xy in points.items()}))

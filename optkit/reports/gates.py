@@ -25,6 +25,8 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 value = variants["baseline"]["accuracy"] - v["accuracy"]
                 passed = value <= threshold + 1e-12
                 text = f"accuracy drop {value * 100:+.2f} points (allowed {threshold * 100:.2f})"
+            elif metric == "max_metric_drop":
+                value, passed, text = _metric_drop(variants, name, threshold, evaluation)
             elif metric == "min_agreement":
                 value = v["agreement_with_baseline"]
                 passed = value >= threshold
@@ -57,6 +59,21 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 }
             )
     return out
+
+
+def _metric_drop(
+    variants: dict[str, Any], name: str, threshold: float, evaluation: dict[str, Any]
+) -> tuple[float, bool, str]:
+    """The drop of the task's primary metric vs the baseline (a rise, for a metric where lower is better)."""
+    task = evaluation.get("task") or {}
+    primary = task.get("primary_metric", "accuracy")
+    higher = next((m["higher_is_better"] for m in task.get("metrics", []) if m["name"] == primary), True)
+    change = variants[name][primary] - variants["baseline"][primary]
+    value = (-change if higher else change) + 0.0  # no "-0.00"
+    passed = value <= threshold + 1e-12
+    ci = variants[name].get(f"{primary}_delta_ci95")
+    noise = f", 95% CI of the change {ci[0] * 100:+.2f}…{ci[1] * 100:+.2f}" if ci else ""
+    return value, passed, f"{primary} drop {value * 100:+.2f} points{noise} (allowed {threshold * 100:.2f})"
 
 
 def _class_drop(variant: dict[str, Any], threshold: float) -> tuple[float | None, bool, str]:

@@ -49,6 +49,9 @@ def gate_noise_notes(report: dict[str, Any]) -> list[str]:
         v = report["variants"].get(g["variant"]) or {}
         if g["gate"] == "max_accuracy_drop":
             ci, delta, what = v.get("accuracy_delta_ci95"), v.get("accuracy_delta"), "accuracy"
+        elif g["gate"] == "max_metric_drop":
+            primary = (report.get("task") or {}).get("primary_metric", "accuracy")
+            ci, delta, what = v.get(f"{primary}_delta_ci95"), v.get(f"{primary}_delta"), primary
         elif g["gate"] == "max_class_drop" and v.get("worst_class"):
             worst = v["worst_class"]
             ci, delta = worst.get("ci95"), worst["delta"]
