@@ -145,11 +145,11 @@ def ner_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
 
 
 def qa_rows(n: int, seed: int = 0) -> list[dict[str, object]]:
-    """Contexts of 2-4 made-up biographies among filler sentences; each question asks one fact of one person."""
+    """Contexts of 1-3 made-up biographies among filler sentences; each question asks one fact of one person."""
     rng = random.Random(seed)
     rows: list[dict[str, object]] = []
     while len(rows) < n:
-        people = rng.sample([f"{f} {last}" for f in FIRST for last in LAST], rng.randrange(2, 5))
+        people = rng.sample([f"{f} {last}" for f in FIRST for last in LAST], rng.randrange(1, 4))
         facts = []
         parts: list[str] = []
         for person in people:
@@ -161,7 +161,7 @@ def qa_rows(n: int, seed: int = 0) -> list[dict[str, object]]:
             )
             sentence = f"{person} was born in {city} in {year} and later worked for {org} as a {job}."
             parts.append(sentence)
-            parts += rng.sample(FILLER, rng.randrange(1, 4))
+            parts += rng.sample(FILLER, rng.randrange(0, 3))
             facts.append((person, sentence, {"city": city, "year": year, "org": org, "job": job}))
         context = " ".join(parts)
         for person, sentence, fact in facts:

@@ -138,22 +138,29 @@ class QuestionAnswering(Task):
         return dict(enc)
 
     def _windows(self, tokenizer: Any, items: Sequence[Any], max_length: int, **kwargs: Any) -> Any:
-        try:
-            return tokenizer(
-                [it["question"] for it in items],
-                [it["context"] for it in items],
-                truncation="only_second",
-                max_length=max_length,
-                stride=stride_for(max_length),
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                **kwargs,
-            )
-        except Exception as e:  # tokenizers raise plain Exceptions when a question leaves no room for context
+        """Every (question, context-window) pair: contexts overflow into windows sharing ``stride`` tokens.
+
+        The stride is checked against the room a question leaves first: the tokenizer aborts the
+        process (a Rust panic, not an exception) when the stride does not fit beside the longest question.
+        """
+        questions = [it["question"] for it in items]
+        longest = max((len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]), default=0)
+        room = max_length - longest - tokenizer.num_special_tokens_to_add(pair=True)
+        if room < 2:
             raise DataError(
-                f"data.max_length: {max_length} tokens leave no room for the context beside a question "
-                f"({type(e).__name__}: {str(e)[:200]}); raise data.max_length"
-            ) from None
+                f"data.max_length: {max_length} tokens leave no room for the context beside a question of "
+                f"{longest} tokens; raise data.max_length"
+            )
+        return tokenizer(
+            questions,
+            [it["context"] for it in items],
+            truncation="only_second",
+            max_length=max_length,
+            stride=min(stride_for(max_length), room - 1),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            **kwargs,
+        )
 
     def training_features(
         self, tokenizer: Any, items: Sequence[Any], targets: Sequence[Any], max_length: int

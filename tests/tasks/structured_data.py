@@ -41,7 +41,7 @@ def write_ner_jsonl(path: Path, sentences: list[tuple[list[str], list[str]]]) ->
 
 
 def qa_rows(n: int, seed: int = 0) -> list[dict[str, object]]:
-    """A question 'what was good' over filler contexts holding one positive word, which is the answer."""
+    """A question 'it was good' over filler contexts holding one positive word, which is the answer."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
@@ -51,7 +51,7 @@ def qa_rows(n: int, seed: int = 0) -> list[dict[str, object]]:
         context = " ".join(words)
         start = context.index(f" {answer} ") + 1 if f" {answer} " in context else context.index(answer)
         rows.append(
-            {"question": "what was good", "context": context, "answers": {"text": [answer], "answer_start": [start]}}
+            {"question": "it was good", "context": context, "answers": {"text": [answer], "answer_start": [start]}}
         )
     return rows
 

@@ -81,7 +81,11 @@ def test_tags_without_an_iob_prefix_are_refused(tmp_path: Path) -> None:
 
 def test_splits_read_conll_and_jsonl_alike(tmp_path: Path) -> None:
     sentences = ner_sentences(200)
-    a = load_splits(recipe_from_dict(_recipe("m", str(write_conll(tmp_path / "a.conll", sentences)))).data, 7, "token-classification")
+    a = load_splits(
+        recipe_from_dict(_recipe("m", str(write_conll(tmp_path / "a.conll", sentences)))).data,
+        7,
+        "token-classification",
+    )
     jsonl = write_ner_jsonl(tmp_path / "a.jsonl", sentences)
     b = load_splits(recipe_from_dict(_recipe("m", str(jsonl), label="ner_tags")).data, 7, "token-classification")
     assert a.label_names == b.label_names == ["O", "B-NEG", "B-POS", "I-NEG"]
