@@ -198,6 +198,11 @@ class Task:
         model's outputs (numpy, in ``output_names`` order), from ONNX Runtime or PyTorch alike."""
         raise NotImplementedError
 
+    def item_from_text(self, text: str, where: str) -> Any:
+        """One input line of ``optkit predict`` as a model input (words split on spaces; a question and its
+        context); a line that cannot be one is a DataError naming ``where``."""
+        return text
+
     def output_diff(self, reference: Any, candidate: Any) -> float:
         """Largest absolute difference between two models' raw outputs (export validation)."""
         import numpy as np

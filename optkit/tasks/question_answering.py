@@ -250,7 +250,26 @@ class QuestionAnswering(Task):
         return [o["answer"] for o in outputs]
 
     def readable(self, outputs: Any, names: Sequence[str]) -> list[dict[str, Any]]:
-        return [{"answer": o["answer"], "score": round(float(o["score"]), 4)} for o in outputs]
+        return [{"prediction": o["answer"], "score": round(float(o["score"]), 4)} for o in outputs]
+
+    def item_from_text(self, text: str, where: str) -> dict[str, str]:
+        """A JSON object with 'question' and 'context', or 'QUESTION<TAB>CONTEXT'."""
+        import json
+
+        if text.lstrip().startswith("{"):
+            try:
+                row = json.loads(text)
+            except ValueError as e:
+                raise DataError(f"{where}: not a JSON object ({e}); give {{'question': ..., 'context': ...}}") from None
+            question, context = row.get("question"), row.get("context")
+        else:
+            question, _, context = text.partition("\t")
+        if not isinstance(question, str) or not isinstance(context, str) or not question.strip() or not context.strip():
+            raise DataError(
+                f"{where}: a question-answering input is a JSON object with 'question' and 'context', or the "
+                f"question and the context separated by a tab"
+            )
+        return {"question": question, "context": context}
 
     def scores(self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str]) -> dict[str, float]:
         n = len(targets)

@@ -207,7 +207,7 @@ class TokenClassification(Task):
             logits = np.asarray(forward(dict(enc))[0], dtype=np.float32)
             for row, words in enumerate(chunk):
                 firsts = _first_subtokens(enc.word_ids(row))
-                out.append({"logits": logits[row, firsts], "words": len(words)})
+                out.append({"logits": logits[row, firsts], "words": len(words), "tokens": words})
             if on_batch:
                 on_batch(len(chunk))
         return out
@@ -233,7 +233,19 @@ class TokenClassification(Task):
         ]
 
     def readable(self, outputs: Any, names: Sequence[str]) -> list[dict[str, Any]]:
-        return [{"tags": _tags(p, names)} for p in self.predictions(outputs)]
+        """Each word's tag, and the entities with their words: 'Ada Lovelace/PER, London/LOC'."""
+        out = []
+        for o, pred in zip(outputs, self.predictions(outputs), strict=True):
+            tags, words = _tags(pred, names), o.get("tokens") or []
+            found = [
+                {"type": t, "start": a, "end": b, "text": " ".join(words[a : b + 1])} for t, a, b in entities(tags)
+            ]
+            shown = ", ".join(f"{e['text']}/{e['type']}" for e in found) or "(no entities)"
+            out.append({"prediction": shown, "tags": tags, "entities": found})
+        return out
+
+    def item_from_text(self, text: str, where: str) -> list[str]:
+        return text.split()
 
     def scores(self, predictions: Sequence[Any], targets: Sequence[Any], names: Sequence[str]) -> dict[str, float]:
         correct = predicted = gold = 0

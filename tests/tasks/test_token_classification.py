@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,43 @@ def test_tiny_model_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert gate["passed"] and "entity_f1 drop" in gate["message"]
     html = (tmp_path / "reports" / "tiny-ner" / "report.html").read_text()
     assert "entity_f1 vs latency" in html
+    from optkit.ship import predict_package
+
+    _, results = predict_package(tmp_path / "reports" / "tiny-ner" / "packages" / "int8-dynamic", ["the good film"])
+    assert results[0]["tags"][0] == "O" and len(results[0]["tags"]) == 3  # one tag per word
+    assert "prediction" in results[0] and isinstance(results[0]["entities"], list)
+
+
+@pytest.mark.parametrize(
+    ("task", "row", "message"),
+    [
+        (
+            "token-classification",
+            {"tokens": ["a", "b", "c"], "tags": ["O", "O"]},
+            r"data\.label: \S+bad\.jsonl row 1: 3 words in 'tokens' but 2 tags in 'tags'",
+        ),
+        (
+            "question-answering",
+            {"question": "q", "context": "short", "answers": {"text": ["short"], "answer_start": [3]}},
+            r"data\.label: \S+bad\.jsonl row 1, column 'answers': answer 0 'short' at answer_start 3 runs outside",
+        ),
+    ],
+)
+def test_cli_bad_rows_exit_2_with_one_line_naming_file_row_and_field(
+    tiny_model_dir: Path, tmp_path: Path, task: str, row: dict[str, Any], message: str
+) -> None:
+    from click.testing import CliRunner
+
+    from optkit.cli import cli
+
+    (tmp_path / "bad.jsonl").write_text(json.dumps(row) + "\n")
+    recipe = _recipe(str(tiny_model_dir), str(tmp_path / "bad.jsonl"))
+    recipe["model"]["task"] = task
+    if task == "question-answering":
+        recipe["data"].update(text="question", label="answers")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    first = result.output.strip().splitlines()[0]
+    assert re.search(message, first), first
