@@ -406,13 +406,6 @@ class GateSpec(BaseModel):
     max_accuracy_drop: float | None = Field(
         None, ge=0, le=1, description="Largest allowed accuracy drop vs the baseline, as a fraction (0.01 = 1 point)."
     )
-    max_metric_drop: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="Largest allowed drop of the task's primary metric (accuracy, entity_f1, QA f1, ...) vs the "
-        "baseline, as a fraction (0.015 = 1.5 points); works for every task.",
-    )
     min_speedup: float | None = Field(
         None, gt=0, description="Smallest allowed p50 speed-up vs the reference variant, at the first shape."
     )
@@ -434,6 +427,13 @@ class GateSpec(BaseModel):
         ge=0,
         description="Largest allowed drop of the primary metric on any one group of evaluate.slices vs the "
         "baseline, as a fraction (0.05 = 5 points of accuracy); fails naming the slice and group.",
+    )
+    max_metric_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest allowed drop of the task's primary metric (accuracy, entity_f1, QA f1, ...) vs the "
+        "baseline, as a fraction (0.015 = 1.5 points); works for every task.",
     )
 
 
