@@ -52,16 +52,6 @@ class Split:
         """What the model reads per row: a structured task's items, else the texts."""
         return self.items or self.texts
 
-    def subset(self, idx: Sequence[int]) -> Split:
-        """The rows at ``idx`` (positions in this split), every field cut alike."""
-        return Split(
-            [self.texts[i] for i in idx],
-            [self.labels[i] for i in idx],
-            [self.rows[i] for i in idx] if self.rows else [],
-            {c: [col[i] for i in idx] for c, col in self.columns.items()},
-            [self.items[i] for i in idx] if self.items else [],
-        )
-
 
 @dataclass(frozen=True)
 class Splits:
