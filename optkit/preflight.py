@@ -129,7 +129,8 @@ def _check_gates_fit(recipe: Recipe, metrics: list[str], has_classes: bool) -> N
         if gate.max_accuracy_drop is not None and "accuracy" not in metrics:
             raise RecipeError(
                 f"report.gates.{name}.max_accuracy_drop: model.task {recipe.model.task!r} has no accuracy (its "
-                f"metrics: {', '.join(metrics)}); remove the gate, or use min_agreement"
+                f"metrics: {', '.join(metrics)}); use max_metric_drop (its primary metric, {metrics[0]}) "
+                f"or min_agreement"
             )
 
 

@@ -174,3 +174,14 @@ def test_cli_bad_rows_exit_2_with_one_line_naming_file_row_and_field(
     assert "Traceback" not in result.output
     first = result.output.strip().splitlines()[0]
     assert re.search(message, first), first
+
+
+def test_an_accuracy_gate_on_a_tagger_points_at_max_metric_drop(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from optkit.api import validate_recipe
+    from optkit.errors import RecipeError
+
+    recipe = _recipe(str(tiny_model_dir), str(write_conll(tmp_path / "ner.conll", ner_sentences(200))))
+    recipe["report"]["gates"] = {"int8-dynamic": {"max_accuracy_drop": 0.01}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(RecipeError, match=r"has no accuracy .*use max_metric_drop \(its primary metric, entity_f1\)"):
+        validate_recipe(tmp_path / "r.yaml")
