@@ -115,8 +115,11 @@ class DataSpec(BaseModel):
     source: str = Field(
         description="Local CSV/TSV/JSONL/Parquet/Orange .tab (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange"] = Field(
-        "auto", description="File format; auto reads the file name (.tab is Orange's tab-separated format)."
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange", "conll"] = Field(
+        "auto",
+        description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
+        "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
+        "'tokens' and 'tags'.",
     )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
@@ -126,6 +129,9 @@ class DataSpec(BaseModel):
         "each row is tokenised as a pair, with token type ids marking the second text. Default: single texts.",
     )
     label: str = Field("label", description="Column holding the class label.")
+    context: str = Field(
+        "context", description="question-answering: the column holding the passage each question is asked about."
+    )
     labels: list[str] | dict[str, str] | None = Field(
         None,
         min_length=2,
@@ -500,8 +506,9 @@ class GateSpec(BaseModel):
     max_metric_drop: float | None = Field(
         None,
         ge=0,
-        description="Largest allowed drop of the task's primary metric vs the baseline (k-NN accuracy for "
-        "feature-extraction, accuracy for text-classification), as a fraction (0.01 = 1 point). Every task.",
+        le=1,
+        description="Largest allowed drop of the task's primary metric vs the baseline (accuracy, entity_f1, "
+        "QA f1, k-NN accuracy for feature-extraction), as a fraction (0.01 = 1 point). Every task.",
     )
     min_metric: dict[str, float] | None = Field(
         None,

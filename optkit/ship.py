@@ -24,7 +24,7 @@ from optkit import __version__
 from optkit.artifact import ONNX_FILE
 from optkit.cache import META, file_sha256, sweep_stale_temps
 from optkit.errors import PackageError
-from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
+from optkit.evaluate.predict import create_session, onnx_forward, onnx_logits, torch_forward, torch_logits
 from optkit.interrupts import check
 from optkit.tasks import get_task
 from optkit.testhooks import pause_point
@@ -167,7 +167,15 @@ def predict_package(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    if manifest["format"] == "onnx":
+    if task.structured:  # words, or a question and its context: the task tokenises and decodes
+        items = [task.item_from_text(t, f"input {i + 1}") for i, t in enumerate(texts)]
+        if manifest["format"] == "onnx":
+            forward = onnx_forward(create_session(folder / ONNX_FILE))
+        else:
+            model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))
+            forward = torch_forward(model)
+        outputs = task.infer(forward, tokenizer, items, max_length, batch_size)
+    elif manifest["format"] == "onnx":
         outputs = onnx_logits(create_session(folder / ONNX_FILE), tokenizer, texts, max_length, batch_size)
     else:
         model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))

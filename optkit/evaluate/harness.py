@@ -18,7 +18,7 @@ from optkit.envinfo import available_cpus, cpu_flags
 from optkit.errors import EvaluationError, RecipeError
 from optkit.evaluate.explain import explain_onnx
 from optkit.evaluate.paired import changed_examples, encode_predictions, paired_change
-from optkit.evaluate.predict import create_session, onnx_logits, ort_feed, torch_logits
+from optkit.evaluate.predict import create_session, onnx_forward, onnx_logits, ort_feed, torch_forward, torch_logits
 from optkit.evaluate.providers import (
     provider_status,
 )
@@ -193,7 +193,14 @@ def _predictions(
         return cached["predictions"], cached.get("confidences"), raw
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
-        if art.format == "onnx":
+        if task.structured:  # tokens and tags, question + context: the task tokenises and reads the outputs
+            if art.format == "onnx":
+                forward, tokenizer = onnx_forward(create_session(art.onnx_file)), _tokenizer(art.path)
+            else:
+                model, tokenizer = _load_torch(art, task)
+                forward = torch_forward(model)
+            logits = task.infer(forward, tokenizer, splits.eval.inputs, max_len, bs, advance)
+        elif art.format == "onnx":
             logits = onnx_logits(create_session(art.onnx_file), _tokenizer(art.path), texts, max_len, bs, advance)
         else:
             model, tokenizer = _load_torch(art, task)
@@ -239,7 +246,7 @@ def _subjects(build: BuildResult, splits: Splits, task: Task, max_length: int) -
         def inputs(shape: Shape, session: Any) -> Any:
             if isinstance(shape, TrafficShape):
                 return _traffic_feeds(art, splits, shape, max_length, session)
-            enc = _shape_inputs(art, splits, shape)
+            enc = _shape_inputs(art, splits, shape, task)
             return ort_feed(session, enc) if session is not None else enc
 
         return inputs
@@ -257,11 +264,15 @@ def _subjects(build: BuildResult, splits: Splits, task: Task, max_length: int) -
     ]
 
 
-def _shape_inputs(art: Artifact, splits: Splits, shape: Shape) -> dict[str, Any]:
-    """Real eval texts padded/truncated to exactly ``seq`` tokens, ``batch`` rows, by the artifact's tokenizer."""
-    texts = [splits.eval.texts[i % len(splits.eval)] for i in range(shape.batch)]
+def _shape_inputs(art: Artifact, splits: Splits, shape: Shape, task: Task | None = None) -> dict[str, Any]:
+    """Real eval rows padded/truncated to exactly ``seq`` tokens, ``batch`` rows, by the artifact's tokenizer
+    (encoded as the task encodes them: a question with its context as a pair, words as split words)."""
+    inputs = splits.eval.inputs
+    rows = [inputs[i % len(inputs)] for i in range(shape.batch)]
     tok = _tokenizer(art.path)
-    return dict(tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
+    if task is not None and task.structured:
+        return task.encode(tok, rows, shape.seq, padding="max_length")
+    return dict(tok(rows, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
 
 
 def _traffic_feeds(art: Artifact, splits: Splits, shape: TrafficShape, max_length: int, session: Any) -> TrafficFeeds:

@@ -10,7 +10,15 @@ from optkit.errors import EvaluationError
 from optkit.evaluate.providers import PROVIDER_NAMES, ort_provider_name
 from optkit.provider_names import session_options
 
-__all__ = ["PROVIDER_NAMES", "create_session", "onnx_logits", "ort_feed", "torch_logits"]
+__all__ = [
+    "PROVIDER_NAMES",
+    "create_session",
+    "onnx_forward",
+    "onnx_logits",
+    "ort_feed",
+    "torch_forward",
+    "torch_logits",
+]
 
 
 def create_session(
@@ -68,6 +76,29 @@ def ort_feed(session: Any, encoding: dict[str, Any]) -> dict[str, Any]:
         else:
             raise EvaluationError(f"the ONNX model expects an input {inp.name!r} that the tokenizer does not produce")
     return feed
+
+
+def onnx_forward(session: Any) -> Callable[[dict[str, Any]], list[Any]]:
+    """A numpy encoding to every output of an ORT session (a structured task's ``infer`` calls it)."""
+    return lambda enc: session.run(None, ort_feed(session, enc))
+
+
+def torch_forward(model: Any) -> Callable[[dict[str, Any]], list[Any]]:
+    """A numpy encoding to every output of a torch model, as numpy on the host, in the model's output
+    order (logits; or start and end logits): the same contract as ``onnx_forward``."""
+    import numpy as np
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+
+    def forward(enc: dict[str, Any]) -> list[Any]:
+        feed = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)).to(device) for k, v in enc.items()}
+        with torch.inference_mode():
+            out = model(**feed)
+        return [t.float().cpu().numpy() for t in out.to_tuple()]
+
+    return forward
 
 
 def onnx_logits(

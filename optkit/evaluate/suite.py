@@ -391,7 +391,7 @@ def _torch_runner(subject: Subject, threads: int) -> Callable[[Shape], Callable[
 
         def run() -> Any:
             with torch.inference_mode():
-                return model(**feed).logits
+                return model(**feed).to_tuple()[0]  # logits, or start logits: whatever the head's first output is
 
         return run
 

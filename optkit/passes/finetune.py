@@ -50,7 +50,10 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     set_seed(seed)  # before loading: the new classifier head is initialised randomly
     model, tokenizer = load_for_training(src, splits.label_names, ctx)
     max_length = config.max_length or ctx.settings.max_length
-    total = planned_steps(len(splits.train), config.batch_size, config.epochs, config.max_steps)
+    task = get_task(ctx.settings.task)
+    features = task.training_features(tokenizer, splits.train.inputs, splits.train.labels, max_length)
+    rows = len(features) if features is not None else len(splits.train)
+    total = planned_steps(rows, config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
         result = train_classifier(
             model,
@@ -66,7 +69,8 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
             seed=seed,
             max_steps=config.max_steps,
             on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
-            label_dtype=get_task(ctx.settings.task).target_dtype,
+            label_dtype=task.target_dtype,
+            features=features,
         )
     model.save_pretrained(ctx.out_dir, safe_serialization=True)
     tokenizer.save_pretrained(ctx.out_dir)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from optkit.errors import PassError
-from optkit.evaluate.predict import create_session, onnx_logits, torch_logits
+from optkit.evaluate.predict import create_session, onnx_forward, onnx_logits, torch_forward, torch_logits
 from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext
 from optkit.passes.registry import register_pass
 from optkit.tasks import Task, get_task
@@ -44,7 +44,7 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
         if config.backend == "optimum":
             _export_optimum(src.path, ctx.out_dir, config.opset, trust, task.export_name)
         else:
-            _export_torch(model, tokenizer, target, config.opset, task.onnx_output)
+            _export_torch(model, tokenizer, target, config.opset, task.output_names, per_token=task.structured)
     except PassError:
         raise
     except Exception as e:
@@ -52,8 +52,8 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     tokenizer.save_pretrained(ctx.out_dir)
     model.config.save_pretrained(ctx.out_dir)
 
-    texts = ctx.splits().eval.texts[: config.validation_samples]
-    check = validate_export(model, tokenizer, target, texts, ctx.settings.max_length, task)
+    rows = ctx.splits().eval.inputs[: config.validation_samples]
+    check = validate_export(model, tokenizer, target, rows, ctx.settings.max_length, task)
     ctx.meta["validation"] = check
     ctx.progress.log(
         f"  validated on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "
@@ -70,13 +70,18 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
 
 
 def validate_export(
-    model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], max_length: int, task: Task
+    model: Any, tokenizer: Any, onnx_path: Path, texts: list[Any], max_length: int, task: Task
 ) -> dict[str, Any]:
     """Compare PyTorch and ONNX Runtime outputs on ``texts``: the export gate's two numbers, the largest
     difference and how often the two agree on the task's prediction."""
     import numpy as np
 
     session = create_session(onnx_path)
+    if task.structured:  # per-token or start/end logits, and the task's own predictions from them
+        ref = task.infer(torch_forward(model), tokenizer, texts, max_length, 16)
+        got = task.infer(onnx_forward(session), tokenizer, texts, max_length, 16)
+        agreement = task.agreement(task.predictions(got), task.predictions(ref)) if len(texts) else 1.0
+        return {"samples": len(texts), "max_abs_diff": task.output_diff(ref, got), "agreement": agreement}
     ref = torch_logits(model, tokenizer, texts, max_length, batch_size=16)
     got = onnx_logits(session, tokenizer, texts, max_length, batch_size=16)
     if len(texts) and ref.shape != got.shape:
@@ -91,9 +96,10 @@ def validate_export(
 
 
 class _LogitsOnly:
-    """Wrap a classifier so the graph has named inputs in a fixed order and one output, 'logits'."""
+    """Wrap a model so the graph has named inputs in a fixed order and the task's outputs ('logits', or
+    'start_logits' and 'end_logits')."""
 
-    def __new__(cls, model: Any, with_token_types: bool) -> Any:
+    def __new__(cls, model: Any, with_token_types: bool, outputs: tuple[str, ...] = ("logits",)) -> Any:
         import torch
 
         class Wrapper(torch.nn.Module):
@@ -105,12 +111,21 @@ class _LogitsOnly:
                 kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
                 if with_token_types:
                     kwargs["token_type_ids"] = token_type_ids
-                return self.model(**kwargs).logits
+                out = self.model(**kwargs)
+                return tuple(getattr(out, n) for n in outputs) if len(outputs) > 1 else getattr(out, outputs[0])
 
         return Wrapper().eval()
 
 
-def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int, output: str = "logits") -> None:
+def _export_torch(
+    model: Any,
+    tokenizer: Any,
+    target: Path,
+    opset: int,
+    outputs: tuple[str, ...] = ("logits",),
+    *,
+    per_token: bool = False,
+) -> None:
     import inspect
     import warnings
 
@@ -121,15 +136,16 @@ def _export_torch(model: Any, tokenizer: Any, target: Path, opset: int, output: 
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_types else [])
     args = tuple(sample[n] if n in sample else torch.zeros_like(sample["input_ids"]) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes[output] = {0: "batch"}
+    for name in outputs:  # per-token outputs (tags, start/end logits) vary with the sequence too
+        axes[name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # TracerWarnings about python-side shape checks are expected
         torch.onnx.export(
-            _LogitsOnly(model, accepts_types),
+            _LogitsOnly(model, accepts_types, outputs),
             args,
             str(target),
             input_names=names,
-            output_names=[output],
+            output_names=list(outputs),
             dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,

@@ -23,6 +23,7 @@ from optkit.guards import calibration_bytes
 from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
 from optkit.provider_names import ort_provider_name
+from optkit.tasks import get_task
 
 __all__ = ["OPTIMUM_PRESETS", "QuantizeConfig", "optimum_quantization_config", "quantize", "slow_int8_hint"]
 
@@ -297,7 +298,7 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
     from transformers import AutoTokenizer
 
     splits = ctx.splits()
-    texts = splits.calibration.texts[: config.calibration_samples or len(splits.calibration)]
+    texts = splits.calibration.inputs[: config.calibration_samples or len(splits.calibration)]
     if not texts:
         raise PassError(f"{ctx.step}: static quantisation needs calibration rows; set data.splits.calibration")
     tokenizer = AutoTokenizer.from_pretrained(src.path)
@@ -310,6 +311,9 @@ def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, co
     reader = _CalibrationReader(
         prepped, tokenizer, texts, ctx.settings.max_length, config.calibration_batch_size, fixed
     )
+    task = get_task(ctx.settings.task)
+    if task.structured:  # words as split words, a question and its context as a pair
+        reader.encode = lambda chunk: task.encode(tokenizer, chunk, ctx.settings.max_length)
     with ctx.progress.task(f"{ctx.step}: calibrating ({config.calibration})", total=len(texts)) as advance:
         reader.advance = advance
         quantize_static(
@@ -348,6 +352,11 @@ class _CalibrationReader:
         self._padding: bool | str = "max_length" if fixed else True
         self._session = session
         self.advance = lambda n=1, info="": None
+        self.encode: Any = lambda chunk: dict(
+            self._tokenizer(
+                chunk, truncation=True, max_length=self._max_length, padding=self._padding, return_tensors="np"
+            )
+        )
 
     def get_next(self) -> dict[str, Any] | None:
 
@@ -355,9 +364,7 @@ class _CalibrationReader:
             return None
         chunk = self._batches[self._i]
         self._i += 1
-        enc = self._tokenizer(
-            chunk, truncation=True, max_length=self._max_length, padding=self._padding, return_tensors="np"
-        )
+        enc = self.encode(chunk)
         self.advance(len(chunk))
         return ort_feed(self._session, dict(enc))
 

