@@ -384,15 +384,21 @@ def _torch_runner(subject: Subject, threads: int) -> Callable[[Shape], Callable[
             def request(i: int) -> Any:
                 with torch.inference_mode():
                     tensors = {k: torch.from_numpy(v) for k, v in feeds.feed(i % feeds.count).items()}
-                    return model(**tensors).logits
+                    return _first_output(model(**tensors))
 
             return request  # type: ignore[return-value]
         feed = {k: torch.from_numpy(v) for k, v in subject.inputs(shape, None).items()}
 
         def run() -> Any:
             with torch.inference_mode():
-                return model(**feed).to_tuple()[0]  # logits, or start logits: whatever the head's first output is
+                return _first_output(model(**feed))
 
         return run
 
     return make
+
+
+def _first_output(out: Any) -> Any:
+    """Logits, or start logits: whatever the head's first output is (an HF ModelOutput); a task's own
+    module (the sentence encoder) answers with ``.logits``."""
+    return out.to_tuple()[0] if hasattr(out, "to_tuple") else out.logits

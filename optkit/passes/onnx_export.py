@@ -112,7 +112,9 @@ class _LogitsOnly:
                 if with_token_types:
                     kwargs["token_type_ids"] = token_type_ids
                 out = self.model(**kwargs)
-                return tuple(getattr(out, n) for n in outputs) if len(outputs) > 1 else getattr(out, outputs[0])
+                # a task may give its one output its own name (sentence_embedding) for what the model calls logits
+                picked = tuple(getattr(out, n) if hasattr(out, n) else out.logits for n in outputs)
+                return picked if len(picked) > 1 else picked[0]
 
         return Wrapper().eval()
 
