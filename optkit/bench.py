@@ -23,7 +23,7 @@ from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
 from optkit.evaluate.providers import provider_status
 from optkit.evaluate.suite import Subject, measure_provider
 from optkit.progress import Progress, SilentProgress
-from optkit.recipe import EvaluateSpec, LatencySpec, Shape, format_validation_error
+from optkit.recipe import EvaluateSpec, LatencySpec, Shape, format_validation_error, shape_label
 from optkit.redact import redact
 from optkit.reports.html import render_html
 from optkit.reports.markdown import provider_options_lines
@@ -171,7 +171,7 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
-        shape = f"b{r['batch']}×s{r['seq']}"
+        shape = shape_label(r)
         if r["status"] != "measured":
             lines.append(f"| {r['provider']} | {shape} | {r['status']} | | | | | | |")
             continue

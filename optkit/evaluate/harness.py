@@ -172,7 +172,8 @@ def _predictions(
     texts, bs, max_len = splits.eval.texts, recipe.evaluate.batch_size, recipe.data.max_length
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if art.format == "onnx":
-            logits = onnx_logits(create_session(art.onnx_file), _tokenizer(art.path), texts, max_len, bs, advance)
+            encoder = _tokenizer(art.path, task.name)
+            logits = onnx_logits(create_session(art.onnx_file), encoder, texts, max_len, bs, advance)
         else:
             model, tokenizer = _load_torch(art, task)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
@@ -187,7 +188,7 @@ def _subjects(build: BuildResult, splits: Splits, task: Task) -> list[Subject]:
 
     def inputs_of(art: Artifact) -> Callable[[Shape, Any], dict[str, Any]]:
         def inputs(shape: Shape, session: Any) -> dict[str, Any]:
-            enc = _shape_inputs(art, splits, shape)
+            enc = _shape_inputs(art, splits, shape, task.name)
             return ort_feed(session, enc) if session is not None else enc
 
         return inputs
@@ -205,10 +206,11 @@ def _subjects(build: BuildResult, splits: Splits, task: Task) -> list[Subject]:
     ]
 
 
-def _shape_inputs(art: Artifact, splits: Splits, shape: Shape) -> dict[str, Any]:
-    """Real eval texts padded/truncated to exactly ``seq`` tokens, ``batch`` rows, by the artifact's tokenizer."""
+def _shape_inputs(art: Artifact, splits: Splits, shape: Shape, task: str = "text-classification") -> dict[str, Any]:
+    """Real eval texts padded/truncated to exactly ``seq`` tokens, ``batch`` rows, by the artifact's tokenizer
+    (real eval images at the processor's size, for an image task)."""
     texts = [splits.eval.texts[i % len(splits.eval)] for i in range(shape.batch)]
-    tok = _tokenizer(art.path)
+    tok = _tokenizer(art.path, task)
     return dict(tok(texts, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
 
 
@@ -217,11 +219,10 @@ def _load_torch(art: Artifact, task: Task) -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=32)
-def _tokenizer(path: Path) -> Any:
-    """Each artifact's tokenizer, loaded once per run: accuracy and every latency shape reuse it."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
+def _tokenizer(path: Path, task: str = "text-classification") -> Any:
+    """Each artifact's tokenizer (or image processor), loaded once per run: accuracy and every latency shape
+    reuse it."""
+    return get_task(task).input_encoder(path)
 
 
 def _structure(build: BuildResult, cache: ArtifactCache, name: str) -> dict[str, Any] | None:

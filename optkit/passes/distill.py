@@ -68,7 +68,7 @@ class DistillConfig(PassConfig):
 
     kind: Literal["distill"] = "distill"
     # Class logits are what it distils from and ranks by; other heads have no such outputs.
-    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification"})
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification", "image-classification"})
     student: StudentSpec
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the KL term.")
     kd_weight: float = Field(0.5, ge=0, description="Weight of KL(teacher || student) on softened logits.")

@@ -68,7 +68,12 @@ def load_splits(
     import numpy as np
 
     task = get_task(task) if isinstance(task, str) else task
-    frame, source_hash, where = read_table(spec)
+    if task.input_kind == "image":
+        from optkit.sources.images import read_image_table
+
+        frame, source_hash, where = read_image_table(spec)
+    else:
+        frame, source_hash, where = read_table(spec)
     for col, role in ((spec.text, "text"), (spec.label, "label")):
         if col not in frame.columns:
             raise DataError(

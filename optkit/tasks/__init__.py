@@ -44,4 +44,4 @@ def get_task(name: str) -> Task:
 
 def _load_tasks() -> None:
     # Importing a task module registers it; each imports torch and transformers only inside functions.
-    from optkit.tasks import text_classification  # noqa: F401
+    from optkit.tasks import image_classification, text_classification  # noqa: F401
