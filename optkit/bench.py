@@ -19,7 +19,7 @@ from optkit.cache import write_files_atomic
 from optkit.envinfo import available_cpus, collect_environment, cpu_flags
 from optkit.errors import EvaluationError, RecipeError
 from optkit.evaluate.explain import explain_onnx
-from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+from optkit.evaluate.inputs import image_size_near, synthetic_feed, vocab_size_near
 from optkit.evaluate.providers import provider_status
 from optkit.evaluate.suite import Subject, measure_provider
 from optkit.progress import Progress, SilentProgress
@@ -62,12 +62,15 @@ def bench_model(
     for provider in providers:  # a missing provider fails now under --strict-providers, not after timing others
         provider_status(provider, strict=strict_providers)
     vocab = vocab_size_near(path)
+    image = image_size_near(path)
+    if image is not None:  # an image model: every batch at the size its config and processor give
+        shapes = list(dict.fromkeys(Shape(batch=s.batch, height=image[1], width=image[2]) for s in shapes))
     subject = Subject(
         name=name,
         format="onnx",
         path=path,
         memory_path=path,
-        inputs=lambda shape, session: synthetic_feed(session, shape.batch, shape.seq, vocab),
+        inputs=lambda shape, session: synthetic_feed(session, shape.batch, shape.seq, vocab, image=image),
     )
     results: list[dict[str, Any]] = []
     for provider in providers:

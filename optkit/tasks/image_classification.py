@@ -236,7 +236,7 @@ def _augmented(img: Any, augment: dict[str, Any], rng: Any) -> Any:
         img = padded.crop((x, y, x + w, y + h))
     degrees = float(augment.get("rotate") or 0)
     if degrees:
-        img = img.rotate(float(rng.uniform(-degrees, degrees)), fill=0)
+        img = img.rotate(float(rng.uniform(-degrees, degrees)), fillcolor=0)
     brightness = float(augment.get("brightness") or 0)
     if brightness:
         img = ImageEnhance.Brightness(img).enhance(float(rng.uniform(1 - brightness, 1 + brightness)))
