@@ -212,7 +212,8 @@ def test_bare_and_null_option_steps_become_configs_and_chains_start_with_the_bas
         ({"report": {"gates": {"zzzz": {}}}}, "report.gates names unknown variant 'zzzz'; known: onnx, int8"),
         (
             {"model": {"source": "m", "zzzzzz": 1}},
-            "model.zzzzzz: unknown key 'zzzzzz'; valid keys: source, revision, task, num_labels, trust_remote_code, from_config",
+            "model.zzzzzz: unknown key 'zzzzzz'; valid keys: source, revision, task, num_labels, trust_remote_code, "
+            "from_config",
         ),
     ],
     ids=["baseline-order", "variant-index", "variant-order", "options", "two-keys", "typo", "not-list", "gate", "key"],

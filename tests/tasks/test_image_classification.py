@@ -285,4 +285,3 @@ def test_bench_times_an_image_model_with_pixels_at_its_configured_size(vit_dir: 
     report = bench_model(folder / "model.onnx", shapes=[Shape(batch=2, seq=128)], latency=lat, memory=False)
     row = report["results"][0]
     assert row["status"] == "measured" and (row["batch"], row["height"], row["width"]) == (2, SIDE, SIDE)
-
