@@ -138,7 +138,9 @@ class ImageEncoder:
                 f"(resize, normalise) saved beside it; add one (AutoImageProcessor.save_pretrained)"
             )
         try:
-            processor = AutoImageProcessor.from_pretrained(path)
+            # the fast processors need torchvision, which optkit does not install; asking for the slow one
+            # explicitly also keeps transformers from warning about the choice on every load
+            processor = AutoImageProcessor.from_pretrained(path, use_fast=False)
         except (OSError, ValueError, KeyError) as e:
             raise error(f"{str(path / 'preprocessor_config.json')!r} could not be loaded: {e}") from e
         size = model_image_size(config.to_dict(), processor.to_dict())

@@ -1,0 +1,55 @@
+"""Fashion-MNIST (Debian's dataset-fashion-mnist) through the tiny ViT of recipes/vision-int8.yaml, on a slice.
+
+Skipped where the data set is not installed, except under CI (``.ci/run`` installs it with apt-get),
+where a missing data set fails: the vision chain must not go untested on real images by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from optkit.api import run_recipe
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _slice_recipe() -> dict[str, Any]:
+    """The shipped recipe, cut to 2,000 training and 500 eval images, one epoch, fp32 and dynamic int8."""
+    recipe = yaml.safe_load((ROOT / "recipes" / "vision-int8.yaml").read_text())
+    recipe["name"] = "vision-slice"
+    recipe["model"]["source"] = str(ROOT / recipe["model"]["source"])
+    recipe["data"]["splits"] = {"train": 2000, "eval": 500, "calibration": 32}
+    recipe["baseline"][0]["finetune"].update(epochs=2, batch_size=64)
+    recipe["variants"] = {
+        "fp32-onnx": [{"export": {"validation_samples": 32}}],
+        "int8-dynamic": [{"export": {"validation_samples": 32}}, {"quantize": {"mode": "dynamic", "per_channel": True}}],
+    }
+    recipe["evaluate"].update(shapes=[{"batch": 1, "height": 28, "width": 28}], memory=False)
+    recipe["evaluate"]["latency"] = {"warmup": 3, "runs": 20, "threads": 2}
+    recipe["report"] = {"formats": ["json", "md"], "gates": {"int8-dynamic": {"max_accuracy_drop": 0.03}}}
+    return recipe
+
+
+def test_fashion_mnist_slice_trains_exports_and_quantises(tmp_path: Path) -> None:
+    if not FASHION.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{FASHION} is missing: .ci/run installs it (apt-get install dataset-fashion-mnist)")
+        pytest.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(_slice_recipe()))
+    outcome = run_recipe(path, output=tmp_path / "reports", workspace=tmp_path / "ws")
+    report = json.loads((tmp_path / "reports" / "vision-slice" / "report.json").read_text())
+    base, int8 = report["variants"]["baseline"], report["variants"]["int8-dynamic"]
+    assert base["accuracy"] > 0.6  # ten classes: chance is 0.1; 2 epochs on 2,000 images reach about 0.7
+    assert base["eval_rows"] == 500 and report["data"]["labels"][0] == "T-shirt/top"
+    assert int8["agreement_with_baseline"] >= 0.95 and int8["size_ratio"] < 0.5
+    assert outcome.passed, [g for g in report["gates"] if not g["passed"]]
