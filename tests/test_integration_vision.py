@@ -29,9 +29,10 @@ def _slice_recipe() -> dict[str, Any]:
     recipe["model"]["source"] = str(ROOT / recipe["model"]["source"])
     recipe["data"]["splits"] = {"train": 2000, "eval": 500, "calibration": 32}
     recipe["baseline"][0]["finetune"].update(epochs=2, batch_size=64)
+    export = {"export": {"validation_samples": 32}}
     recipe["variants"] = {
-        "fp32-onnx": [{"export": {"validation_samples": 32}}],
-        "int8-dynamic": [{"export": {"validation_samples": 32}}, {"quantize": {"mode": "dynamic", "per_channel": True}}],
+        "fp32-onnx": [export],
+        "int8-dynamic": [export, {"quantize": {"mode": "dynamic", "per_channel": True}}],
     }
     recipe["evaluate"].update(shapes=[{"batch": 1, "height": 28, "width": 28}], memory=False)
     recipe["evaluate"]["latency"] = {"warmup": 3, "runs": 20, "threads": 2}
