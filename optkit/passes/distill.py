@@ -14,7 +14,7 @@ import copy
 import random
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.evaluate.predict import torch_logits
@@ -49,12 +49,25 @@ class StudentSpec(BaseModel):
     model: str | None = Field(
         None, description="Any HF model (hub id, local folder or 'package:DIST/path') as the student instead."
     )
+    from_config: bool = Field(
+        False, description="With 'model': a folder with a config but no weights, built with seeded random weights."
+    )
+
+    @model_serializer(mode="wrap")
+    def _as_before_unless_from_config(self, handler: Any) -> Any:
+        """Without from_config the student dumps as before the field existed: earlier cache keys stay valid."""
+        out = handler(self)
+        if isinstance(out, dict) and not self.from_config:
+            out.pop("from_config", None)
+        return out
 
     @model_validator(mode="after")
     def _one_kind(self) -> StudentSpec:
         cut = [f for f in ("layers", "intermediate_size", "num_attention_heads") if getattr(self, f) is not None]
         if self.model is not None and cut:
             raise ValueError(f"student.model cannot be combined with {', '.join(cut)}; those cut the teacher")
+        if self.from_config and self.model is None:
+            raise ValueError("student.from_config needs student.model: the folder whose config.json builds the student")
         if self.model is None and not cut:
             raise ValueError(
                 "student needs 'layers' (teacher layers to keep, e.g. [0, 2, 4]), 'intermediate_size', "
@@ -312,7 +325,8 @@ def _make_student(
 ) -> tuple[Any, Any]:
     spec = config.student
     if spec.model is not None:
-        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.settings.trust_remote_code))
+        trust = ctx.settings.trust_remote_code
+        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=trust, from_config=spec.from_config))
         return load_for_training(source, label_names, ctx)
     student = copy.deepcopy(teacher)
     if spec.layers is not None:

@@ -196,7 +196,14 @@ def prunable_linears(model: Any) -> list[tuple[str, Any]]:
     encoder = getattr(base, "encoder", None) or getattr(base, "transformer", None)
     if encoder is None:
         raise PassError(f"model_type {getattr(model.config, 'model_type', '?')!r}: found no encoder to prune")
-    return [(n, m) for n, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    linears = [(n, m) for n, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:  # a convolutional encoder (ResNet, ConvNeXt): masking nothing would be a silent no-op
+        raise PassError(
+            f"model_type {getattr(model.config, 'model_type', '?')!r}: its encoder has no Linear layers (it is "
+            f"convolutional); unstructured and N:M pruning mask Linear weights only and channel pruning is not "
+            f"implemented. Distil into a smaller student instead"
+        )
+    return linears
 
 
 def mask_unstructured(model: Any, sparsity: float, scope: str) -> None:

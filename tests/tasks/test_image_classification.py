@@ -285,3 +285,12 @@ def test_bench_times_an_image_model_with_pixels_at_its_configured_size(vit_dir: 
     report = bench_model(folder / "model.onnx", shapes=[Shape(batch=2, seq=128)], latency=lat, memory=False)
     row = report["results"][0]
     assert row["status"] == "measured" and (row["batch"], row["height"], row["width"]) == (2, SIDE, SIDE)
+
+
+def test_a_student_from_config_needs_its_folder_and_dumps_as_before_without_it() -> None:
+    from optkit.passes.distill import StudentSpec
+
+    with pytest.raises(ValueError, match="student.from_config needs student.model"):
+        StudentSpec(layers=[0], from_config=True)
+    assert "from_config" not in StudentSpec(layers=[0]).model_dump()
+    assert StudentSpec(model="narrow-vit", from_config=True).model_dump()["from_config"] is True
