@@ -290,7 +290,7 @@ def test_bench_times_an_image_model_with_pixels_at_its_configured_size(vit_dir: 
 def test_a_student_from_config_needs_its_folder_and_dumps_as_before_without_it() -> None:
     from optkit.passes.distill import StudentSpec
 
-    with pytest.raises(ValueError, match="student.from_config needs student.model"):
+    with pytest.raises(ValueError, match=r"student\.from_config needs student\.model"):
         StudentSpec(layers=[0], from_config=True)
     assert "from_config" not in StudentSpec(layers=[0]).model_dump()
     assert StudentSpec(model="narrow-vit", from_config=True).model_dump()["from_config"] is True
