@@ -61,10 +61,8 @@ def bench_model(
     name = path.stem if path.stem != "model" else path.parent.name or "model"
     for provider in providers:  # a missing provider fails now under --strict-providers, not after timing others
         provider_status(provider, strict=strict_providers)
-    vocab = vocab_size_near(path)
-    image = image_size_near(path)
-    if image is not None:  # an image model: every batch at the size its config and processor give
-        shapes = list(dict.fromkeys(Shape(batch=s.batch, height=image[1], width=image[2]) for s in shapes))
+    vocab, image = vocab_size_near(path), image_size_near(path)
+    shapes = _at_image_size(shapes, image)
     subject = Subject(
         name=name,
         format="onnx",
@@ -114,6 +112,13 @@ def bench_model(
             "notes": [],
         }
     )
+
+
+def _at_image_size(shapes: list[Shape], image: tuple[int, int, int] | None) -> list[Shape]:
+    """An image model is timed at every asked batch, at the size its config and processor give (not ``seq``)."""
+    if image is None:
+        return shapes
+    return list(dict.fromkeys(Shape(batch=s.batch, height=image[1], width=image[2]) for s in shapes))
 
 
 def bench_settings(
