@@ -294,3 +294,20 @@ def test_a_student_from_config_needs_its_folder_and_dumps_as_before_without_it()
         StudentSpec(layers=[0], from_config=True)
     assert "from_config" not in StudentSpec(layers=[0]).model_dump()
     assert StudentSpec(model="narrow-vit", from_config=True).model_dump()["from_config"] is True
+
+
+def test_the_cli_exits_2_naming_the_empty_class_folder(
+    vit_dir: Path, image_folder: Path, tmp_path: Path, write_recipe: Any
+) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from optkit.cli import cli
+
+    root = tmp_path / "tree"
+    shutil.copytree(image_folder, root)
+    (root / "shoes").mkdir()
+    result = CliRunner().invoke(cli, ["validate", str(write_recipe(_recipe(vit_dir, root)))])
+    assert result.exit_code == 2
+    assert "class folder" in result.output and "shoes" in result.output and "add images or remove" in result.output
