@@ -258,7 +258,7 @@ def _with_head(path: Path, names: list[str], trust_remote_code: bool, has_weight
         params = sum(p.numel() for p in model.parameters())
         log(
             f"  [yellow]note[/]: no pretrained weights in {str(path)!r}: built {type(model).__name__} from its "
-            f"config ({params / 1e6:.2f}M parameters, random init); the baseline trains it from scratch"
+            f"config ({params / 1e6:.2f}M parameters, random init); it is trained from scratch"
         )
         model.config.optkit_from_config = True
         return model
