@@ -261,7 +261,10 @@ class _DistillLoss:
                 output_hidden_states=config.hidden_weight > 0,
                 output_attentions=config.attention_weight > 0,
             )
-        mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
+        attention_mask = inputs.get("attention_mask")  # images have none: every patch is real
+        if attention_mask is None:
+            attention_mask = torch.ones(out.hidden_states[0].shape[:2], device=out.logits.device)
+        mask = attention_mask.unsqueeze(-1).to(out.logits.dtype)
         hidden, attention = [], []
         for s_layer, t_layer in enumerate(self.layer_map):
             if config.hidden_weight:
