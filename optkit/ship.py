@@ -158,15 +158,16 @@ def read_package(folder: Path, *, verify: bool = True) -> dict[str, Any]:
 def predict_package(
     folder: Path, texts: Sequence[str], *, batch_size: int = 32, verify: bool = True
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run a package on ``texts`` with the tokenisation evaluation used; returns (manifest, one result per text)."""
+    """Run a package on ``texts`` with the tokenisation evaluation used; returns (manifest, one result per text).
+
+    For an image task each "text" is an image path, read and preprocessed by the package's image processor.
+    """
     if not texts:
         raise PackageError("no input: give texts on the command line or --file F (one text per line)")
     manifest = read_package(folder, verify=verify)
     task = get_task(manifest["task"]["name"])
     labels, max_length = manifest["labels"], manifest["max_length"]
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = task.input_encoder(folder)
     if task.structured:  # words, or a question and its context: the task tokenises and decodes
         items = [task.item_from_text(t, f"input {i + 1}") for i, t in enumerate(texts)]
         if manifest["format"] == "onnx":
@@ -255,6 +256,12 @@ def _latency(row: dict[str, Any]) -> dict[str, Any]:
 
 def _io(folder: Path, fmt: str) -> list[dict[str, Any]]:
     """Input names, element types and shapes ('batch', 'sequence' for the free axes) as the model declares them."""
+    if fmt != "onnx" and (folder / "preprocessor_config.json").is_file():  # an image model: its processor's size
+        from optkit.evaluate.inputs import image_size_near
+
+        size = image_size_near(folder)
+        if size is not None:
+            return [{"name": "pixel_values", "type": "float", "shape": ["batch", *size]}]
     if fmt != "onnx":
         from transformers import AutoTokenizer
 

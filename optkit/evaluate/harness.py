@@ -195,13 +195,14 @@ def _predictions(
     with progress.task(f"accuracy of {name} ({len(texts)} eval rows)", total=len(texts)) as advance:
         if task.structured:  # tokens and tags, question + context: the task tokenises and reads the outputs
             if art.format == "onnx":
-                forward, tokenizer = onnx_forward(create_session(art.onnx_file)), _tokenizer(art.path)
+                forward, tokenizer = onnx_forward(create_session(art.onnx_file)), _tokenizer(art.path, task.name)
             else:
                 model, tokenizer = _load_torch(art, task)
                 forward = torch_forward(model)
             logits = task.infer(forward, tokenizer, splits.eval.inputs, max_len, bs, advance)
         elif art.format == "onnx":
-            logits = onnx_logits(create_session(art.onnx_file), _tokenizer(art.path), texts, max_len, bs, advance)
+            encoder = _tokenizer(art.path, task.name)
+            logits = onnx_logits(create_session(art.onnx_file), encoder, texts, max_len, bs, advance)
         else:
             model, tokenizer = _load_torch(art, task)
             logits = torch_logits(model, tokenizer, texts, max_len, bs, advance)
@@ -269,7 +270,7 @@ def _shape_inputs(art: Artifact, splits: Splits, shape: Shape, task: Task | None
     (encoded as the task encodes them: a question with its context as a pair, words as split words)."""
     inputs = splits.eval.inputs
     rows = [inputs[i % len(inputs)] for i in range(shape.batch)]
-    tok = _tokenizer(art.path)
+    tok = _tokenizer(art.path, task.name if task is not None else "text-classification")
     if task is not None and task.structured:
         return task.encode(tok, rows, shape.seq, padding="max_length")
     return dict(tok(rows, truncation=True, max_length=shape.seq, padding="max_length", return_tensors="np"))
@@ -282,7 +283,7 @@ def _traffic_feeds(art: Artifact, splits: Splits, shape: TrafficShape, max_lengt
     """
     if not splits.eval.texts:
         raise EvaluationError("traffic replay needs the eval split's texts; this task's eval rows have none")
-    tok = _tokenizer(art.path)
+    tok = _tokenizer(art.path)  # traffic replays texts at their own lengths: text tasks only
     texts = [
         [splits.eval.texts[i] for i in rows] for rows in request_rows(len(splits.eval), shape.batch, shape.requests)
     ]
@@ -308,11 +309,10 @@ def _load_torch(art: Artifact, task: Task) -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=32)
-def _tokenizer(path: Path) -> Any:
-    """Each artifact's tokenizer, loaded once per run: accuracy and every latency shape reuse it."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
+def _tokenizer(path: Path, task: str = "text-classification") -> Any:
+    """Each artifact's tokenizer (or image processor), loaded once per run: accuracy and every latency shape
+    reuse it."""
+    return get_task(task).input_encoder(path)
 
 
 def _structure(build: BuildResult, cache: ArtifactCache, name: str) -> dict[str, Any] | None:

@@ -162,7 +162,7 @@ def _load_onnx(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int
     """RSS before loading, load seconds, and a function that runs the session ``args.runs`` times at a shape."""
     import onnxruntime as ort
 
-    from optkit.evaluate.inputs import synthetic_feed, vocab_size_near
+    from optkit.evaluate.inputs import image_size_near, synthetic_feed, vocab_size_near
 
     # a folder holding model.onnx (an optkit artifact) or any .onnx file (optkit bench)
     model_file = Path(args.path) / "model.onnx" if Path(args.path).is_dir() else Path(args.path)
@@ -179,9 +179,10 @@ def _load_onnx(args: argparse.Namespace) -> tuple[int, float, Callable[[int, int
     session = ort.InferenceSession(str(model_file), opts, providers=providers)
     load_s = time.perf_counter() - t0
     vocab = vocab_size_near(model_file)
+    image = image_size_near(model_file)
 
     def run(batch: int, seq: int) -> None:
-        feed = synthetic_feed(session, batch, seq, vocab)
+        feed = synthetic_feed(session, batch, seq, vocab, image=image)
         for _ in range(args.runs):
             session.run(None, feed)
 
@@ -194,7 +195,8 @@ def _load_torch(args: argparse.Namespace) -> tuple[int, float, Callable[[int, in
     import torch
     import transformers
 
-    vocab = json.loads((Path(args.path) / "config.json").read_text()).get("vocab_size", 1000)
+    config = json.loads((Path(args.path) / "config.json").read_text())
+    vocab = config.get("vocab_size", 1000)
     if args.threads:
         torch.set_num_threads(args.threads)
     before = _rss_bytes()
@@ -204,6 +206,20 @@ def _load_torch(args: argparse.Namespace) -> tuple[int, float, Callable[[int, in
 
     model = finish_loading(Path(args.path), model)  # a quantised torch variant is quantised again on load
     load_s = time.perf_counter() - t0
+
+    if "num_channels" in config:  # an image model: pixel values at its processor's size
+        from optkit.evaluate.inputs import image_size_near
+
+        image = image_size_near(Path(args.path))
+        assert image is not None  # a config with num_channels always gives a size
+
+        def run_image(batch: int, seq: int) -> None:
+            pixels = np.random.default_rng(0).standard_normal((batch, *image)).astype(np.float32)
+            with torch.inference_mode():
+                for _ in range(args.runs):
+                    model(pixel_values=torch.from_numpy(pixels))
+
+        return before, load_s, run_image
 
     def run(batch: int, seq: int) -> None:
         rng = np.random.default_rng(0)  # token values do not change memory use; only their count does

@@ -64,13 +64,15 @@ def create_session(
 
 
 def ort_feed(session: Any, encoding: dict[str, Any]) -> dict[str, Any]:
-    """Map tokenizer output (numpy) to the session's inputs, as int64; absent token_type_ids become zeros."""
+    """Map tokenizer output (numpy) to the session's inputs, as int64 (float32 where the input is a float
+    tensor, such as an image's pixel_values); absent token_type_ids become zeros."""
     import numpy as np
 
     feed = {}
     for inp in session.get_inputs():
         if inp.name in encoding:
-            feed[inp.name] = np.asarray(encoding[inp.name], dtype=np.int64)
+            dtype = np.float32 if inp.type == "tensor(float)" else np.int64
+            feed[inp.name] = np.asarray(encoding[inp.name], dtype=dtype)
         elif inp.name == "token_type_ids":
             feed[inp.name] = np.zeros_like(np.asarray(encoding["input_ids"]), dtype=np.int64)
         else:

@@ -286,7 +286,7 @@ def _time(
     """Every runner timed interleaved, with the CPU share others took meanwhile."""
     timing: dict[str, Any] = {}
     contention: dict[str, Any] = {}
-    label = f"latency {provider} b{shape.batch}×s{shape.seq} ({len(runners)} interleaved)"
+    label = f"latency {provider} {shape.label} ({len(runners)} interleaved)"
     if lat.adaptive:
         label += f" until ±{lat.target:.1%}"
     with progress.task(label, total=lat.cap) as advance, watch_other_cpu(contention):
@@ -342,6 +342,8 @@ def _row(
     options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"variant": name, "provider": provider, "batch": shape.batch, "seq": shape.seq}
+    if shape.is_image:
+        row.update(height=shape.height, width=shape.width)
     if options:
         row["provider_options"] = dict(options)
     if reason is not None:

@@ -14,7 +14,7 @@ import copy
 import random
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from optkit.errors import PassError, RecipeError
 from optkit.evaluate.predict import torch_logits
@@ -49,12 +49,25 @@ class StudentSpec(BaseModel):
     model: str | None = Field(
         None, description="Any HF model (hub id, local folder or 'package:DIST/path') as the student instead."
     )
+    from_config: bool = Field(
+        False, description="With 'model': a folder with a config but no weights, built with seeded random weights."
+    )
+
+    @model_serializer(mode="wrap")
+    def _as_before_unless_from_config(self, handler: Any) -> Any:
+        """Without from_config the student dumps as before the field existed: earlier cache keys stay valid."""
+        out = handler(self)
+        if isinstance(out, dict) and not self.from_config:
+            out.pop("from_config", None)
+        return out
 
     @model_validator(mode="after")
     def _one_kind(self) -> StudentSpec:
         cut = [f for f in ("layers", "intermediate_size", "num_attention_heads") if getattr(self, f) is not None]
         if self.model is not None and cut:
             raise ValueError(f"student.model cannot be combined with {', '.join(cut)}; those cut the teacher")
+        if self.from_config and self.model is None:
+            raise ValueError("student.from_config needs student.model: the folder whose config.json builds the student")
         if self.model is None and not cut:
             raise ValueError(
                 "student needs 'layers' (teacher layers to keep, e.g. [0, 2, 4]), 'intermediate_size', "
@@ -68,7 +81,7 @@ class DistillConfig(PassConfig):
 
     kind: Literal["distill"] = "distill"
     # Class logits are what it distils from and ranks by; other heads have no such outputs.
-    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification"})
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification", "image-classification"})
     student: StudentSpec
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the KL term.")
     kd_weight: float = Field(0.5, ge=0, description="Weight of KL(teacher || student) on softened logits.")
@@ -252,7 +265,10 @@ class _DistillLoss:
                 output_hidden_states=config.hidden_weight > 0,
                 output_attentions=config.attention_weight > 0,
             )
-        mask = inputs["attention_mask"].unsqueeze(-1).to(out.logits.dtype)
+        attention_mask = inputs.get("attention_mask")  # images have none: every patch is real
+        if attention_mask is None:
+            attention_mask = torch.ones(out.hidden_states[0].shape[:2], device=out.logits.device)
+        mask = attention_mask.unsqueeze(-1).to(out.logits.dtype)
         hidden, attention = [], []
         for s_layer, t_layer in enumerate(self.layer_map):
             if config.hidden_weight:
@@ -316,7 +332,8 @@ def _make_student(
 ) -> tuple[Any, Any]:
     spec = config.student
     if spec.model is not None:
-        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=ctx.settings.trust_remote_code))
+        trust = ctx.settings.trust_remote_code
+        source = resolve_model(ModelSpec(source=spec.model, trust_remote_code=trust, from_config=spec.from_config))
         return load_for_training(source, label_names, ctx)
     student = copy.deepcopy(teacher)
     if spec.layers is not None:

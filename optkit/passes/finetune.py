@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
 from optkit.errors import DataError
 from optkit.guards import training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
@@ -13,6 +15,16 @@ from optkit.passes.training import planned_steps, train_classifier
 from optkit.tasks import get_task
 
 __all__ = ["FinetuneConfig", "finetune", "load_for_training"]
+
+
+class AugmentSpec(BaseModel):
+    """Random augmentations of training images, drawn from the step's seed (image tasks only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    hflip: bool = Field(False, description="Mirror half of the images left-right (not for digits or text).")
+    crop_padding: int = Field(0, ge=0, le=64, description="Pad by this many pixels, then crop back at a random offset.")
+    rotate: float = Field(0.0, ge=0, le=180, description="Rotate by a random angle within ± this many degrees.")
+    brightness: float = Field(0.0, ge=0, lt=1, description="Scale brightness by a random factor within 1 ± this.")
 
 
 class FinetuneConfig(PassConfig):
@@ -27,12 +39,32 @@ class FinetuneConfig(PassConfig):
     warmup_ratio: WarmupRatio = 0.06
     max_steps: MaxSteps = None
     seed: Seed = None
+    augment: AugmentSpec | None = Field(
+        None, description="Image tasks: training augmentations, seeded; off unless set."
+    )
 
     trains_head: ClassVar[bool] = True
 
     @property
     def trains(self) -> bool:
         return True
+
+    @model_serializer(mode="wrap")
+    def _without_unset_augment(self, handler: Any) -> Any:
+        """No augment dumps as before it existed, so the cache keys of every earlier fine-tune stay valid."""
+        out = handler(self)
+        if isinstance(out, dict) and self.augment is None:
+            out.pop("augment", None)
+        return out
+
+    def report_notes(self, variant: str, report: dict[str, Any]) -> list[str]:
+        model = (report.get("recipe") or {}).get("model") or {}
+        if not model.get("from_config") or variant != "baseline":
+            return []
+        return [
+            f"{variant}: no pretrained weights were installable here, so the model was built from "
+            f"{model.get('source')!r}'s config with random weights and trained from scratch by this recipe"
+        ]
 
     def memory_demands(self, where: str, plan: Plan) -> list[MemoryDemand]:
         seq = self.max_length or plan.max_length
@@ -49,6 +81,8 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     seed = ctx.settings.seed if config.seed is None else config.seed
     set_seed(seed)  # before loading: the new classifier head is initialised randomly
     model, tokenizer = load_for_training(src, splits.label_names, ctx)
+    augment = config.augment.model_dump() if config.augment is not None else None
+    batches = get_task(ctx.settings.task).training_encoder(tokenizer, augment, seed, ctx.step)
     max_length = config.max_length or ctx.settings.max_length
     task = get_task(ctx.settings.task)
     features = task.training_features(tokenizer, splits.train.inputs, splits.train.labels, max_length)
@@ -57,7 +91,7 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
     with ctx.progress.task(f"{ctx.step}: training", total=total) as advance:
         result = train_classifier(
             model,
-            tokenizer,
+            batches,
             splits.train.texts,
             splits.train.labels,
             epochs=config.epochs,
@@ -83,6 +117,10 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
         train_seconds=round(result.seconds, 1),
         seed=seed,
     )
+    if getattr(model.config, "optkit_from_config", False):
+        ctx.meta["initialised"] = "from config.json with random weights (no pretrained weights)"
+    if augment:
+        ctx.meta["augment"] = augment
     ctx.progress.log(
         f"  trained {result.steps} steps on {len(splits.train)} rows in {result.seconds:.0f} s "
         f"(mean loss of last 50 steps {result.mean_loss_last_50:.3f})"

@@ -43,6 +43,8 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     try:
         if config.backend == "optimum":
             _export_optimum(src.path, ctx.out_dir, config.opset, trust, task.export_name)
+        elif (example := task.export_example(model, tokenizer)) is not None:
+            _export_example(model, example, target, config.opset)
         else:
             _export_torch(model, tokenizer, target, config.opset, task.output_names, per_token=task.structured)
     except PassError:
@@ -152,6 +154,39 @@ def _export_torch(
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,  # the TorchScript path matches PyTorch to ~5e-8 and needs no onnxscript
+        )
+
+
+def _export_example(
+    model: Any, example: tuple[list[str], tuple[Any, ...], dict[str, Any]], target: Path, opset: int
+) -> None:
+    """Export with the task's own input names, example tensors and dynamic axes (pixel_values for images)."""
+    import warnings
+
+    import torch
+
+    names, args, axes = example
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(**dict(zip(names, inputs, strict=True))).logits
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # TracerWarnings about python-side shape checks are expected
+        torch.onnx.export(
+            Wrapper().eval(),
+            args,
+            str(target),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
         )
 
 

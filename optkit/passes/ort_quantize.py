@@ -23,7 +23,7 @@ from optkit.guards import calibration_bytes
 from optkit.passes.base import ONNX_FILE, Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.registry import register_pass
 from optkit.provider_names import ort_provider_name
-from optkit.tasks import get_task
+from optkit.recipe import shape_label
 
 __all__ = ["OPTIMUM_PRESETS", "QuantizeConfig", "optimum_quantization_config", "quantize", "slow_int8_hint"]
 
@@ -165,7 +165,7 @@ class QuantizeConfig(PassConfig):
             if hint:
                 notes.append(
                     f"{variant} ({self.mode} int8) vs {report['reference']} at {r['provider']} "
-                    f"b{r['batch']}×s{r['seq']}: {hint}. Reported as measured."
+                    f"{shape_label(r)}: {hint}. Reported as measured."
                 )
         for provider in sorted({r["provider"] for r in measured if ort_provider_name(r["provider"]) in _INT8_ON_GPU}):
             notes.append(
@@ -295,13 +295,14 @@ def _quantize_optimum(src: Artifact, config: QuantizeConfig, ctx: PassContext) -
 def _quantize_static(src: Artifact, config: QuantizeConfig, ctx: PassContext, common: dict[str, Any]) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from transformers import AutoTokenizer
+
+    from optkit.tasks import get_task
 
     splits = ctx.splits()
     texts = splits.calibration.inputs[: config.calibration_samples or len(splits.calibration)]
     if not texts:
         raise PassError(f"{ctx.step}: static quantisation needs calibration rows; set data.splits.calibration")
-    tokenizer = AutoTokenizer.from_pretrained(src.path)
+    tokenizer = get_task(ctx.settings.task).input_encoder(src.path)
     prepped = ctx.out_dir / "preprocessed.onnx"
     # Symbolic shape inference fails on BERT graphs (DESIGN.md); ONNX shape inference + folding suffice.
     quant_pre_process(str(src.onnx_file), str(prepped), skip_symbolic_shape=True)

@@ -41,7 +41,7 @@ class PruneConfig(PassConfig):
 
     kind: Literal["prune"] = "prune"
     # Class logits are what it distils from and ranks by; other heads have no such outputs.
-    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification"})
+    tasks: ClassVar[frozenset[str] | None] = frozenset({"text-classification", "image-classification"})
     method: Literal["structured", "unstructured", "nm"] = Field(
         "structured", description="structured: remove heads/neurons/layers; unstructured: zero weights; nm: N:M."
     )

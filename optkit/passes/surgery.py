@@ -29,11 +29,19 @@ __all__ = [
     "mask_unstructured",
     "prunable_linears",
     "remove_heads",
+    "self_attention",
     "shrink_ffn",
 ]
 
-# Model types whose encoder has the BERT layout (encoder.layer[i].attention.self.query, ...).
-_BERT_LAYOUT = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie", "mpnet")
+# Model types whose encoder has the BERT layout (encoder.layer[i].attention.self.query, ...), and vision
+# transformers that share it under another name (encoder.layer[i].attention.attention.query: ViT, DeiT).
+_BERT_LAYOUT = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie", "mpnet", "vit", "deit")
+
+
+def self_attention(lyr: Any) -> Any:
+    """A layer's query/key/value module: ``attention.self`` in BERT, ``attention.attention`` in ViT."""
+    att = lyr.attention
+    return att.self if hasattr(att, "self") else att.attention
 
 
 def encoder_layers(model: Any) -> Any:
@@ -44,7 +52,9 @@ def encoder_layers(model: Any) -> Any:
         layers is not None
         and len(layers) > 0
         and all(
-            hasattr(lyr, "attention") and hasattr(lyr.attention, "self") and hasattr(lyr, "intermediate")
+            hasattr(lyr, "attention")
+            and (hasattr(lyr.attention, "self") or hasattr(lyr.attention, "attention"))
+            and hasattr(lyr, "intermediate")
             for lyr in layers
         )
     )
@@ -88,8 +98,8 @@ def keep_layers(model: Any, keep: Sequence[int]) -> None:
     model.config.pruned_heads = {new: list(pruned[old]) for new, old in enumerate(keep) if pruned.get(old)}
     model.base_model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
     for new, lyr in enumerate(model.base_model.encoder.layer):
-        if hasattr(lyr.attention.self, "layer_idx"):
-            lyr.attention.self.layer_idx = new
+        if hasattr(self_attention(lyr), "layer_idx"):
+            self_attention(lyr).layer_idx = new
     model.config.num_hidden_layers = len(keep)
 
 
@@ -126,7 +136,8 @@ def magnitude_importance(model: Any) -> tuple[list[Any], list[Any]]:
     with torch.no_grad():
         for lyr in encoder_layers(model):
             att = lyr.attention
-            w = torch.cat([att.self.query.weight, att.self.key.weight, att.self.value.weight], 1)  # rows = head dims
+            qkv = self_attention(lyr)
+            w = torch.cat([qkv.query.weight, qkv.key.weight, qkv.value.weight], 1)  # rows = head dims
             out = att.output.dense.weight.t()  # rows = head dims
             per_dim = w.pow(2).sum(1) + out.pow(2).sum(1)
             heads.append(per_dim.view(-1, dh).sum(1).sqrt())
@@ -185,7 +196,14 @@ def prunable_linears(model: Any) -> list[tuple[str, Any]]:
     encoder = getattr(base, "encoder", None) or getattr(base, "transformer", None)
     if encoder is None:
         raise PassError(f"model_type {getattr(model.config, 'model_type', '?')!r}: found no encoder to prune")
-    return [(n, m) for n, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    linears = [(n, m) for n, m in encoder.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:  # a convolutional encoder (ResNet, ConvNeXt): masking nothing would be a silent no-op
+        raise PassError(
+            f"model_type {getattr(model.config, 'model_type', '?')!r}: its encoder has no Linear layers (it is "
+            f"convolutional); unstructured and N:M pruning mask Linear weights only and channel pruning is not "
+            f"implemented. Distil into a smaller student instead"
+        )
+    return linears
 
 
 def mask_unstructured(model: Any, sparsity: float, scope: str) -> None:

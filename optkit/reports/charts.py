@@ -10,12 +10,14 @@ import io
 import re
 from typing import Any
 
+from optkit.recipe import shape_label
 from optkit.reports.metrics import metric_label, primary_metric
 from optkit.reports.pareto import pareto_front
 
 __all__ = [
     "accuracy_latency_svg",
     "class_change_svg",
+    "label_of",
     "latency_distribution_svg",
     "measured_rows",
     "size_memory_svg",
@@ -23,6 +25,14 @@ __all__ = [
 
 _FRONT = "#d62728"
 _OTHER = "#1f77b4"
+
+
+def label_of(report: dict[str, Any], batch: int, seq: int) -> str:
+    """The (batch, seq) key of a report's rows as readers know it (b1×28×28 for an image shape)."""
+    for shape in [*(report.get("recipe") or {}).get("evaluate", {}).get("shapes", []), *report.get("results", [])]:
+        if shape.get("batch") == batch and shape.get("seq") == seq:
+            return shape_label(shape)
+    return f"b{batch}×s{seq}"
 
 
 def measured_rows(report: dict[str, Any], provider: str, batch: int, seq: int) -> dict[str, dict[str, Any]]:
@@ -88,9 +98,9 @@ def accuracy_latency_svg(report: dict[str, Any], provider: str) -> str | None:
             ax.scatter(
                 lat, acc, s=90 if on else 50, color=_FRONT if on else _OTHER, marker="*" if on else "o", zorder=3
             )
-        ax.set_xlabel(f"p50 latency, ms (b{b}×s{s}, {provider}); bar: 95% CI")
+        ax.set_xlabel(f"p50 latency, ms ({label_of(report, b, s)}, {provider}); bar: 95% CI")
         ax.set_ylabel(f"{metric_label(metric)} (eval split)")
-        ax.set_title(f"{metric_label(metric)} vs latency, b{b}×s{s}")
+        ax.set_title(f"{metric_label(metric)} vs latency, {label_of(report, b, s)}")
         ax.grid(alpha=0.3)
         ax.margins(x=0.25, y=0.25)
         labels.append((ax, {n + (" (front)" if n in front else ""): xy for n, xy in points.items()}))
@@ -141,7 +151,7 @@ def size_memory_svg(report: dict[str, Any], provider: str) -> str | None:
     ax2.barh(names, model, left=before, color="#ff7f0e", label="model load + runs")
     for i, (a, m) in enumerate(zip(before, model, strict=True)):
         ax2.text(a + m, i, f" {a + m:.0f}" if a + m else " not measured", va="center", fontsize=9)
-    ax2.set_xlabel(f"peak RSS, MB ({provider}" + (f", b{first[0]}×s{first[1]})" if first else ")"))
+    ax2.set_xlabel(f"peak RSS, MB ({provider}" + (f", {label_of(report, *first)})" if first else ")"))
     ax2.invert_yaxis()
     ax2.margins(x=0.2)
     ax2.legend(loc="lower right", fontsize=8, frameon=False)
@@ -176,7 +186,7 @@ def latency_distribution_svg(report: dict[str, Any], provider: str) -> str | Non
             ax.plot([lo, hi], [i + 0.32, i + 0.32], color="black", lw=2)
             ax.text(hi, i + 0.32, f" p50 {rows[n]['latency']['p50_ms']:.2f} ms", va="center", fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel(f"latency per run, ms (b{b}×s{s}, {provider}); black bar: 95% CI of the median")
+        ax.set_xlabel(f"latency per run, ms ({label_of(report, b, s)}, {provider}); black bar: 95% CI of the median")
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _svg(fig)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from optkit.recipe import shape_label
+
 __all__ = ["sparsity_notes", "structure_markdown"]
 
 # Above this share of zeros in encoder weights a variant counts as sparse (dense models hold ~0%).
@@ -50,7 +52,7 @@ def sparsity_notes(report: dict[str, Any]) -> list[str]:
         if s.get("encoder_weight_sparsity", 0.0) < _SPARSE or v.get("runtime") != "onnxruntime":
             continue
         measured = [
-            f"{r['speedup_vs_reference']:.2f}× at b{r['batch']}×s{r['seq']} on {r['provider']}"
+            f"{r['speedup_vs_reference']:.2f}× at {shape_label(r)} on {r['provider']}"
             for r in report["results"]
             if r["variant"] == name and r["status"] == "measured" and r.get("speedup_vs_reference") is not None
         ]

@@ -47,10 +47,7 @@ def check_gates(recipe: Recipe, evaluation: dict[str, Any]) -> list[dict[str, An
                 value = row.get("speedup_vs_reference") if row else None
                 passed = value is not None and value >= threshold
                 shown = "not measured" if value is None else f"{value:.2f}×"
-                text = (
-                    f"p50 speed-up at b{first.batch}×s{first.seq} vs {evaluation['reference']} "
-                    f"{shown} (required {threshold:.2f}×)"
-                )
+                text = f"p50 speed-up at {first.label} vs {evaluation['reference']} {shown} (required {threshold:.2f}×)"
             out.append(
                 {
                     "variant": name,

@@ -14,6 +14,7 @@ from optkit.reports.changes import changes_html
 from optkit.reports.charts import (
     accuracy_latency_svg,
     class_change_svg,
+    label_of,
     latency_distribution_svg,
     measured_rows,
     size_memory_svg,
@@ -63,7 +64,8 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
     )
     headers = ["variant", "runtime", *metric_headers(report, secondary=False), "agree"]
     for b, s in shapes:
-        headers += [f"p50 b{b}×s{s} ms [95% CI]", f"speed-up b{b}×s{s}", f"rows/s b{b}×s{s}"]
+        label = label_of(report, b, s)
+        headers += [f"p50 {label} ms [95% CI]", f"speed-up {label}", f"rows/s {label}"]
     headers += ["peak RSS MB", "size MB", "on provider"]
     rows, classes = [], []
     for name, v in variants.items():
@@ -105,7 +107,7 @@ def _variant_table(report: dict[str, Any], provider: str) -> str:
         classes.append("front" if name in front else "")
     note = (
         f'<p class="muted">★ on the {_e(metric_label(metric))}/latency Pareto front '
-        f"at b{shapes[0][0]}×s{shapes[0][1]}; "
+        f"at {label_of(report, *shapes[0])}; "
         f"~ noisy timing (robust CV above 0.10). Speed-ups are p50 ratios against {_e(ref)}.</p>"
         if shapes
         else ""

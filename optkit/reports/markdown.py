@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from optkit.envinfo import onnxruntime_build
-from optkit.recipe import LatencySpec
+from optkit.recipe import LatencySpec, shape_label
 from optkit.reports.changes import changes_markdown
+from optkit.reports.charts import label_of
 from optkit.reports.compression import structure_markdown
 from optkit.reports.metrics import metric_cells, metric_headers
 from optkit.reports.recommend import recommendation_text
@@ -25,7 +26,8 @@ def summary_table(report: dict[str, Any], provider: str) -> tuple[list[str], lis
     shapes = [(s["batch"], s["seq"]) for s in report["recipe"]["evaluate"]["shapes"]]
     headers = ["variant", "runtime", *metric_headers(report), "agree"]
     for b, s in shapes:
-        headers += [f"p50 b{b}×s{s} (ms)", f"speed-up b{b}×s{s}"]
+        label = label_of(report, b, s)
+        headers += [f"p50 {label} (ms)", f"speed-up {label}"]
     headers += ["peak RSS (MB)", "size (MB)"]
     rows = []
     for name, v in variants.items():
@@ -117,7 +119,7 @@ def _latency_detail(report: dict[str, Any]) -> list[str]:
         s = r["latency"]
         half = s.get("p50_ci95_half_width")
         lines.append(
-            f"| {r['variant']} | {r['provider']} | b{r['batch']}×s{r['seq']} | {s['p50_ms']:.2f} "
+            f"| {r['variant']} | {r['provider']} | {shape_label(r)} | {s['p50_ms']:.2f} "
             f"| {'–' if half is None else f'{half:.1%}'} | {s['runs']} | {s.get('stopped_by', '–')} "
             f"| {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} | {s['std_ms']:.2f} | {s['cv']:.2f} "
             f"| {s['throughput_per_s']:.1f} |"

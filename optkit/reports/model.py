@@ -43,7 +43,9 @@ class Result(BaseModel):
     variant: str
     provider: str
     batch: int = Field(ge=1)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1)  # tokens; for an image shape height x width
+    height: int | None = Field(None, ge=1)  # image shapes only
+    width: int | None = Field(None, ge=1)
     status: str
     latency: dict[str, Any] | None = None
     speedup_vs_reference: float | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optkit.evaluate.contention import busy_note
-from optkit.recipe import Recipe
+from optkit.recipe import Recipe, shape_label
 from optkit.reports.compression import sparsity_notes
 from optkit.reports.traffic import traffic_notes
 
@@ -22,7 +22,7 @@ def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
             notes += step.report_notes(name, report)
     busy_windows: set[str] = set()  # one note per timing window, not per variant in it
     for r in report["results"]:
-        where = f"{r['provider']} b{r['batch']}×s{r['seq']}"
+        where = f"{r['provider']} {shape_label(r)}"
         busy = busy_note(r.get("contention"))
         if busy and where not in busy_windows:
             busy_windows.add(where)
@@ -35,7 +35,7 @@ def run_notes(recipe: Recipe, report: dict[str, Any]) -> list[str]:
         lat = r.get("latency") or {}
         if lat.get("noisy"):
             notes.append(
-                f"{r['variant']} {r['provider']} b{r['batch']}×s{r['seq']}: noisy timing (robust CV "
+                f"{r['variant']} {r['provider']} {shape_label(r)}: noisy timing (robust CV "
                 f"{lat['robust_cv']:.2f}); the machine was busy. The 95% interval of the median "
                 f"{lat['p50_ci95_ms'][0]:.2f}–{lat['p50_ci95_ms'][1]:.2f} ms says how far to trust the p50."
             )
@@ -84,7 +84,7 @@ def _unmet_precision_notes(report: dict[str, Any]) -> list[str]:
     for r in report["results"]:
         lat = r.get("latency") or {}
         if lat.get("precision_target") and lat.get("stopped_by") in ("budget", "max_runs"):
-            windows.setdefault(f"{r['provider']} b{r['batch']}×s{r['seq']}", []).append(r)
+            windows.setdefault(f"{r['provider']} {shape_label(r)}", []).append(r)
     notes = []
     for where, rows in windows.items():
         lat = rows[0]["latency"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optkit.reports.charts import measured_rows
+from optkit.reports.charts import label_of, measured_rows
 from optkit.reports.metrics import delta_text, primary_metric, task_block
 from optkit.reports.pareto import pareto_front
 
@@ -100,7 +100,7 @@ def _reason(
 ) -> str:
     """One sentence a reviewer can check against the tables."""
     allowed = delta_text(metric, tolerance).lstrip("+")
-    where = f"{provider} b{shape[0]}×s{shape[1]}" if shape else str(provider)
+    where = f"{provider} {label_of(report, *shape)}" if shape else str(provider)
     if winner is None:
         if not ok:
             return (

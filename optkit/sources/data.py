@@ -92,7 +92,12 @@ def load_splits(
     import numpy as np
 
     task = get_task(task) if isinstance(task, str) else task
-    frame, source_hash, where = read_table(spec)
+    if task.input_kind == "image":
+        from optkit.sources.images import read_image_table
+
+        frame, source_hash, where = read_image_table(spec)
+    else:
+        frame, source_hash, where = read_table(spec)
     if task.structured:
         return _structured_splits(task, frame, source_hash, where, spec, seed, columns)
     roles = [(spec.text, "text"), (spec.label, "label")] + ([(spec.text_pair, "text_pair")] if spec.text_pair else [])

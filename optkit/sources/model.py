@@ -44,8 +44,25 @@ def resolve_model(spec: ModelSpec) -> Artifact:
             f"model.source {source!r}: {str(path)!r} is not a Hugging Face model folder (no config.json); "
             f"point at the folder that holds config.json and the weights"
         )
-    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-        raise ModelSourceError(f"model.source {source!r}: no weights (*.safetensors or *.bin) in {str(path)!r}")
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+    if spec.from_config:
+        if has_weights:
+            raise ModelSourceError(
+                f"model.from_config: {str(path)!r} holds weights, which from_config would ignore; "
+                f"remove from_config to start from them"
+            )
+        check_contained(path, path, source)
+        return Artifact(
+            path=path,
+            format="torch",
+            key=fingerprint_dir(path),
+            meta={"source": source, "weights": "none: built from config.json"},
+        )
+    if not has_weights:
+        raise ModelSourceError(
+            f"model.source {source!r}: no weights (*.safetensors or *.bin) in {str(path)!r}; to train a model "
+            f"built from its config.json, set model.from_config: true"
+        )
     # A hub snapshot's files are links into the repo's blobs/ folder, two levels up; that is its root.
     check_contained(path, path.parents[1] if hub else path, source)
     weights = check_weights(path, source)

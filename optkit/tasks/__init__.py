@@ -46,6 +46,7 @@ def _load_tasks() -> None:
     # Importing a task module registers it; each imports torch and transformers only inside functions.
     from optkit.tasks import (  # noqa: F401
         feature_extraction,
+        image_classification,
         question_answering,
         text_classification,
         token_classification,

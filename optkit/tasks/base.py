@@ -71,6 +71,8 @@ class Task:
     structured: ClassVar[bool] = False
     # The model's outputs in order (the ONNX graph's output names when exported with backend torch).
     output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    # What a data row holds: "text", or "image" (a reference to an image, read by optkit.sources.images).
+    input_kind: ClassVar[str] = "text"
 
     @property
     def primary_metric(self) -> str:
@@ -130,6 +132,27 @@ class Task:
     def agreement(self, predictions: Sequence[Any], reference: Sequence[Any]) -> float:
         """Share of examples on which two models agree (a compressed variant and its baseline)."""
         raise NotImplementedError
+
+    # Input hooks: how rows become model inputs. The defaults are a text model's tokenizer; an image task
+    # returns an object called like a tokenizer (rows in, named arrays out) that wraps its image processor.
+
+    def input_encoder(self, path: Path) -> Any:
+        """What turns rows into the inputs of the model saved at ``path`` (its tokenizer or processor)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
+
+    def training_encoder(self, encoder: Any, augment: dict[str, Any] | None, seed: int, where: str) -> Any:
+        """The encoder training batches go through: ``augment`` (a fine-tune's options) switched on, seeded."""
+        if augment:
+            from optkit.errors import RecipeError
+
+            raise RecipeError(f"{where}.augment: task {self.name!r} has no augmentations; remove augment")
+        return encoder
+
+    def export_example(self, model: Any, encoder: Any) -> tuple[list[str], tuple[Any, ...], dict[str, Any]] | None:
+        """(input names, example tensors, dynamic axes) to trace ``model`` for ONNX, or None: the text inputs."""
+        return None
 
     # Optional hooks: a task that leaves them as they are gets no interval, no per-class table and no
     # confidences in its report, and everything else works the same.

@@ -152,5 +152,5 @@ def test_a_classifier_only_pass_is_refused_for_another_task(
     recipe = yaml.safe_load(path.read_text())
     recipe["variants"]["student"] = [{"distill": {"student": {"layers": [0]}}}, "export"]
     path.write_text(yaml.safe_dump(recipe))
-    with pytest.raises(RecipeError, match=r"variants\.student\[0\]\.distill: distill works on text-classification"):
+    with pytest.raises(RecipeError, match=r"variants\.student\[0\]\.distill: distill works on .*text-classification"):
         validate_recipe(path)
