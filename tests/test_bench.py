@@ -118,9 +118,16 @@ def test_bench_strict_providers_and_bad_options(exported: Artifact) -> None:
 
 
 def test_bench_median_agrees_with_a_plain_loop_on_the_tiny_model(exported: Artifact) -> None:
-    bench, plain, busy = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
-    # sub-millisecond runs: a loose band; tests/test_integration.py checks the real MiniLM for gross errors
-    assert abs(bench / plain - 1) < 0.25, (bench, plain, busy)
+    """Sub-millisecond runs: a loose band, and up to three tries. A neighbour's burst can move one
+    0.1 ms median by half (seen: 0.24 vs 0.15 ms while a test run shared the cores); a timer that adds or
+    drops work is off every time. tests/test_integration.py checks the real MiniLM for gross errors."""
+    tries = []
+    for _ in range(3):
+        bench, plain, busy = bench_agrees_with_plain_loop(exported.onnx_file, threads=1, batch=4, seq=16, runs=200)
+        tries.append((bench, plain, busy))
+        if abs(bench / plain - 1) < 0.25:
+            return
+    raise AssertionError(f"bench p50 vs plain-loop median (ms, ms, other CPU share), 3 tries: {tries}")
 
 
 def test_bench_reports_are_redacted_and_replace_the_old_ones_whole(
