@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
@@ -31,7 +32,7 @@ from optkit.recipe import ModelSpec
 from optkit.sources.model import resolve_model
 from optkit.structure import describe_model
 
-__all__ = ["DistillConfig", "StudentSpec", "distill", "make_student"]
+__all__ = ["DistillConfig", "Start", "StudentSpec", "distill", "make_student", "start"]
 
 
 class StudentSpec(BaseModel):
@@ -153,20 +154,14 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     """Train a student on the teacher ``src``'s softened outputs; writes the student's HF folder."""
     import torch
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    splits = ctx.splits()
-    seed = ctx.settings.seed if config.seed is None else config.seed
-    set_seed(seed)
-    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
-    student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
-    teacher_info, student_info = describe_model(teacher), describe_model(student)
+    pair = start(src, config, ctx)
+    seed, teacher, t_tok, student, s_tok = pair.seed, pair.teacher, pair.t_tok, pair.student, pair.s_tok
+    teacher_info, student_info, max_length = pair.teacher_info, pair.student_info, pair.max_length
     layer_map = _layer_map(config, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
     _check_matchable(config, teacher, student, t_tok, s_tok)
 
-    max_length = config.max_length or ctx.settings.max_length
-    texts, labels = splits.train.texts, splits.train.labels
-    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    texts, labels, train_idx, val_idx = pair.texts, pair.labels, pair.train_idx, pair.val_idx
     train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
     val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
 
@@ -284,6 +279,55 @@ class _DistillLoss:
         if attention:
             loss = loss + config.attention_weight * self._record("attention", sum(attention) / len(self.layer_map))
         return loss
+
+
+@dataclass
+class Start:
+    """What both distillation passes begin with: the seed, teacher and student, and the held-out split."""
+
+    seed: int
+    teacher: Any
+    t_tok: Any
+    student: Any
+    s_tok: Any
+    teacher_info: dict[str, Any]
+    student_info: dict[str, Any]
+    max_length: int
+    texts: list[Any]
+    labels: list[Any]
+    train_idx: list[int]
+    val_idx: list[int]
+
+
+def start(src: Artifact, config: Any, ctx: PassContext) -> Start:
+    """Seed, then load the teacher and cut (or load) the student: seeding first makes a new head reproducible.
+
+    ``config`` is a DistillConfig or another pass config with the same ``student``, ``max_length``,
+    ``validation`` and ``seed`` fields (distill_embeddings).
+    """
+    from accelerate.utils import set_seed
+
+    splits = ctx.splits()
+    seed = ctx.settings.seed if config.seed is None else config.seed
+    set_seed(seed)
+    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
+    student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
+    texts, labels = splits.train.texts, splits.train.labels
+    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    return Start(
+        seed,
+        teacher,
+        t_tok,
+        student,
+        s_tok,
+        describe_model(teacher),
+        describe_model(student),
+        config.max_length or ctx.settings.max_length,
+        texts,
+        labels,
+        train_idx,
+        val_idx,
+    )
 
 
 def _make_student(

@@ -19,14 +19,12 @@ from optkit.errors import PassError
 from optkit.evaluate.predict import torch_logits
 from optkit.guards import training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
-from optkit.passes.distill import DistillConfig, StudentSpec, _hold_out, make_student
-from optkit.passes.finetune import load_for_training
+from optkit.passes.distill import DistillConfig, StudentSpec, start
 from optkit.passes.heldout import HeldOutBest, loss_means, schedule
 from optkit.passes.kd import train_logits
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
 from optkit.passes.training import planned_steps, train_classifier
-from optkit.structure import describe_model
 
 __all__ = ["DistillEmbeddingsConfig", "distill_embeddings", "embedding_loss"]
 
@@ -79,17 +77,11 @@ def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: Pass
     """Train a student on the teacher ``src``'s embeddings of the train texts; writes the student's folder."""
     import torch
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    splits = ctx.splits()
-    seed = ctx.settings.seed if config.seed is None else config.seed
-    set_seed(seed)
-    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
-    student, s_tok = make_student(teacher, t_tok, config, splits.label_names, ctx)  # type: ignore[arg-type]
-    teacher_info, student_info = describe_model(teacher), describe_model(student)
-    max_length = config.max_length or ctx.settings.max_length
-    texts, labels = splits.train.texts, splits.train.labels
-    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    pair = start(src, config, ctx)
+    seed, teacher, t_tok, student, s_tok = pair.seed, pair.teacher, pair.t_tok, pair.student, pair.s_tok
+    teacher_info, student_info, max_length = pair.teacher_info, pair.student_info, pair.max_length
+    texts, labels, train_idx, val_idx = pair.texts, pair.labels, pair.train_idx, pair.val_idx
 
     teacher.to(PartialState().device).eval()
     targets = train_logits(src, teacher, t_tok, max_length, ctx)  # the teacher's embedding of every train row
