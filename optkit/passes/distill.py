@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
@@ -22,6 +23,7 @@ from optkit.guards import forward_bytes, training_bytes
 from optkit.passes import surgery
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
 from optkit.passes.finetune import load_for_training
+from optkit.passes.heldout import HeldOutBest, loss_means, schedule
 from optkit.passes.kd import soft_kl, train_logits
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
@@ -30,7 +32,7 @@ from optkit.recipe import ModelSpec
 from optkit.sources.model import resolve_model
 from optkit.structure import describe_model
 
-__all__ = ["DistillConfig", "StudentSpec", "distill", "make_student"]
+__all__ = ["DistillConfig", "Start", "StudentSpec", "distill", "make_student", "start"]
 
 
 class StudentSpec(BaseModel):
@@ -152,20 +154,14 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     """Train a student on the teacher ``src``'s softened outputs; writes the student's HF folder."""
     import torch
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    splits = ctx.splits()
-    seed = ctx.settings.seed if config.seed is None else config.seed
-    set_seed(seed)
-    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
-    student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
-    teacher_info, student_info = describe_model(teacher), describe_model(student)
+    pair = start(src, config, ctx)
+    seed, teacher, t_tok, student, s_tok = pair.seed, pair.teacher, pair.t_tok, pair.student, pair.s_tok
+    teacher_info, student_info, max_length = pair.teacher_info, pair.student_info, pair.max_length
     layer_map = _layer_map(config, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
     _check_matchable(config, teacher, student, t_tok, s_tok)
 
-    max_length = config.max_length or ctx.settings.max_length
-    texts, labels = splits.train.texts, splits.train.labels
-    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    texts, labels, train_idx, val_idx = pair.texts, pair.labels, pair.train_idx, pair.val_idx
     train_texts, train_labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
     val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
 
@@ -174,7 +170,17 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
     t_logits = train_logits(src, teacher, t_tok, max_length, ctx)[torch.tensor(train_idx, dtype=torch.long)]
 
     loss_fn = _DistillLoss(config, teacher, t_logits, layer_map)
-    stopper = _EarlyStopping(student, s_tok, val_texts, val_labels, max_length, config.patience, ctx.progress.log)
+    stopper = HeldOutBest(
+        student,
+        lambda: _accuracy(student, s_tok, val_texts, val_labels, max_length),
+        len(val_texts),
+        config.patience,
+        ctx.progress.log,
+        key="heldout_accuracy",
+        what="held-out accuracy",
+        rows_note="train rows held out",
+        digits=4,
+    )
     total = planned_steps(len(train_texts), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: distilling (seed {seed})", total=total) as advance:
         result = train_classifier(
@@ -182,15 +188,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
             s_tok,
             train_texts,
             train_labels,
-            epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            batch_size=config.batch_size,
-            max_length=max_length,
-            weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio,
-            seed=seed,
-            max_steps=config.max_steps,
-            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
+            **schedule(config, max_length, seed, advance),
             loss_fn=loss_fn,
             on_epoch_end=stopper.on_epoch_end,
         )
@@ -204,8 +202,7 @@ def distill(src: Artifact, config: DistillConfig, ctx: PassContext) -> Artifact:
         steps=result.steps,
         epochs=round(result.epochs, 3),
         final_loss=round(result.final_loss, 4),
-        mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 4),
-        mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 4),
+        **loss_means(result.losses, 4),
         mean_loss_last_50=round(result.mean_loss_last_50, 4),
         loss_terms={name: _first_last(values) for name, values in loss_fn.terms.items()},
         train_seconds=round(result.seconds, 1),
@@ -284,47 +281,53 @@ class _DistillLoss:
         return loss
 
 
-class _EarlyStopping:
-    """Held-out accuracy after every epoch; stop after ``patience`` epochs without a better one, keep the best."""
+@dataclass
+class Start:
+    """What both distillation passes begin with: the seed, teacher and student, and the held-out split."""
 
-    def __init__(
-        self,
-        student: Any,
-        tokenizer: Any,
-        texts: list[str],
-        labels: list[int],
-        max_length: int,
-        patience: int,
-        log: Any,
-    ) -> None:
-        self.student, self.tokenizer, self.texts, self.labels = student, tokenizer, texts, labels
-        self.max_length, self.patience, self.log = max_length, patience, log
-        self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"acc": -1.0, "epoch": 0, "state": None}
+    seed: int
+    teacher: Any
+    t_tok: Any
+    student: Any
+    s_tok: Any
+    teacher_info: dict[str, Any]
+    student_info: dict[str, Any]
+    max_length: int
+    texts: list[Any]
+    labels: list[Any]
+    train_idx: list[int]
+    val_idx: list[int]
 
-    def on_epoch_end(self, epoch: int, step: int) -> bool:
-        if not self.texts:
-            return False
-        acc = _accuracy(self.student, self.tokenizer, self.texts, self.labels, self.max_length)
-        self.history.append({"epoch": epoch, "step": step, "heldout_accuracy": round(acc, 4)})
-        self.log(f"  epoch {epoch}: held-out accuracy {acc:.4f} ({len(self.texts)} train rows held out)")
-        if acc > self.best["acc"]:
-            self.best.update(acc=acc, epoch=epoch, state=copy.deepcopy(self.student.state_dict()))
-            return False
-        return epoch - self.best["epoch"] >= self.patience
 
-    def finish(self, epochs: float, steps: int) -> None:
-        """After the last step: keep the final weights unless an earlier epoch held out better."""
-        if not self.texts:
-            return
-        acc = _accuracy(self.student, self.tokenizer, self.texts, self.labels, self.max_length)
-        self.history.append({"epoch": round(epochs, 2), "step": steps, "heldout_accuracy": round(acc, 4)})
-        self.log(f"  end of training: held-out accuracy {acc:.4f}")
-        if acc < self.best["acc"] and self.best["state"] is not None:
-            self.student.load_state_dict(self.best["state"])
-            self.log(f"  kept epoch {self.best['epoch']} (held-out {self.best['acc']:.4f} > final {acc:.4f})")
-        else:
-            self.best.update(acc=acc, epoch=round(epochs, 2))
+def start(src: Artifact, config: Any, ctx: PassContext) -> Start:
+    """Seed, then load the teacher and cut (or load) the student: seeding first makes a new head reproducible.
+
+    ``config`` is a DistillConfig or another pass config with the same ``student``, ``max_length``,
+    ``validation`` and ``seed`` fields (distill_embeddings).
+    """
+    from accelerate.utils import set_seed
+
+    splits = ctx.splits()
+    seed = ctx.settings.seed if config.seed is None else config.seed
+    set_seed(seed)
+    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
+    student, s_tok = _make_student(teacher, t_tok, config, splits.label_names, ctx)
+    texts, labels = splits.train.texts, splits.train.labels
+    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    return Start(
+        seed,
+        teacher,
+        t_tok,
+        student,
+        s_tok,
+        describe_model(teacher),
+        describe_model(student),
+        config.max_length or ctx.settings.max_length,
+        texts,
+        labels,
+        train_idx,
+        val_idx,
+    )
 
 
 def _make_student(

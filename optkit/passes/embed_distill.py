@@ -11,7 +11,6 @@ held out of training, never the eval split the report scores.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -20,13 +19,12 @@ from optkit.errors import PassError
 from optkit.evaluate.predict import torch_logits
 from optkit.guards import training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
-from optkit.passes.distill import DistillConfig, StudentSpec, _hold_out, make_student
-from optkit.passes.finetune import load_for_training
+from optkit.passes.distill import DistillConfig, StudentSpec, start
+from optkit.passes.heldout import HeldOutBest, loss_means, schedule
 from optkit.passes.kd import train_logits
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
 from optkit.passes.training import planned_steps, train_classifier
-from optkit.structure import describe_model
 
 __all__ = ["DistillEmbeddingsConfig", "distill_embeddings", "embedding_loss"]
 
@@ -79,17 +77,11 @@ def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: Pass
     """Train a student on the teacher ``src``'s embeddings of the train texts; writes the student's folder."""
     import torch
     from accelerate import PartialState
-    from accelerate.utils import set_seed
 
-    splits = ctx.splits()
-    seed = ctx.settings.seed if config.seed is None else config.seed
-    set_seed(seed)
-    teacher, t_tok = load_for_training(src, splits.label_names, ctx)
-    student, s_tok = make_student(teacher, t_tok, config, splits.label_names, ctx)  # type: ignore[arg-type]
-    teacher_info, student_info = describe_model(teacher), describe_model(student)
-    max_length = config.max_length or ctx.settings.max_length
-    texts, labels = splits.train.texts, splits.train.labels
-    train_idx, val_idx = _hold_out(len(texts), config.validation, seed)
+    pair = start(src, config, ctx)
+    seed, teacher, t_tok, student, s_tok = pair.seed, pair.teacher, pair.t_tok, pair.student, pair.s_tok
+    teacher_info, student_info, max_length = pair.teacher_info, pair.student_info, pair.max_length
+    texts, labels, train_idx, val_idx = pair.texts, pair.labels, pair.train_idx, pair.val_idx
 
     teacher.to(PartialState().device).eval()
     targets = train_logits(src, teacher, t_tok, max_length, ctx)  # the teacher's embedding of every train row
@@ -102,8 +94,10 @@ def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: Pass
         inputs = {k: v for k, v in batch.items() if k not in ("idx", "labels")}
         return embedding_loss(model(**inputs).logits, train_targets[batch["idx"].cpu()], config.loss)
 
-    stopper = _HeldOutCosine(student, s_tok, [texts[i] for i in val_idx], targets[val_idx], max_length, config)
-    stopper.log = ctx.progress.log
+    val_texts = [texts[i] for i in val_idx]
+    stopper = _held_out_cosine(
+        student, s_tok, val_texts, targets[val_idx], max_length, config.patience, ctx.progress.log
+    )
     total = planned_steps(len(train_idx), config.batch_size, config.epochs, config.max_steps)
     with ctx.progress.task(f"{ctx.step}: distilling embeddings (seed {seed})", total=total) as advance:
         result = train_classifier(
@@ -111,15 +105,7 @@ def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: Pass
             s_tok,
             [texts[i] for i in train_idx],
             [labels[i] for i in train_idx],
-            epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            batch_size=config.batch_size,
-            max_length=max_length,
-            weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio,
-            seed=seed,
-            max_steps=config.max_steps,
-            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.4f}"),
+            **schedule(config, max_length, seed, advance, digits=4),
             loss_fn=loss_fn,
             on_epoch_end=stopper.on_epoch_end,
         )
@@ -133,8 +119,7 @@ def distill_embeddings(src: Artifact, config: DistillEmbeddingsConfig, ctx: Pass
         steps=result.steps,
         epochs=round(result.epochs, 3),
         final_loss=round(result.final_loss, 6),
-        mean_loss_first_10=round(sum(result.losses[:10]) / len(result.losses[:10]), 6),
-        mean_loss_last_10=round(sum(result.losses[-10:]) / len(result.losses[-10:]), 6),
+        **loss_means(result.losses, 6),
         train_seconds=round(result.seconds, 1),
         train_rows=len(train_idx),
         heldout_rows=len(val_idx),
@@ -164,51 +149,26 @@ def _check_dims(student: Any, tokenizer: Any, targets: Any, step: str) -> None:
         )
 
 
-class _HeldOutCosine:
-    """Mean cosine to the teacher on held-out train rows after every epoch; keep the best weights."""
+def _held_out_cosine(
+    student: Any, tokenizer: Any, texts: list[Any], targets: Any, max_length: int, patience: int, log: Any
+) -> HeldOutBest:
+    """Early stopping on the mean cosine to the teacher's embeddings of held-out train rows."""
 
-    def __init__(
-        self,
-        student: Any,
-        tokenizer: Any,
-        texts: list[Any],
-        targets: Any,
-        max_length: int,
-        config: DistillEmbeddingsConfig,
-    ) -> None:
-        self.student, self.tokenizer, self.texts, self.targets = student, tokenizer, texts, targets
-        self.max_length, self.patience = max_length, config.patience
-        self.log: Any = print
-        self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"cosine": -2.0, "epoch": 0, "state": None}
-
-    def _cosine(self) -> float:
+    def cosine() -> float:
         import torch
         import torch.nn.functional as F
 
-        got = torch.from_numpy(torch_logits(self.student, self.tokenizer, self.texts, self.max_length, 64))
-        return float(F.cosine_similarity(got, self.targets.to(got.dtype), dim=-1).mean())
+        got = torch.from_numpy(torch_logits(student, tokenizer, texts, max_length, 64))
+        return float(F.cosine_similarity(got, targets.to(got.dtype), dim=-1).mean())
 
-    def on_epoch_end(self, epoch: int, step: int) -> bool:
-        if not self.texts:
-            return False
-        cos = self._cosine()
-        self.history.append({"epoch": epoch, "step": step, "heldout_cosine": round(cos, 5)})
-        self.log(f"  epoch {epoch}: held-out cosine to the teacher {cos:.4f} ({len(self.texts)} train rows)")
-        if cos > self.best["cosine"]:
-            self.best.update(cosine=cos, epoch=epoch, state=copy.deepcopy(self.student.state_dict()))
-            return False
-        return epoch - self.best["epoch"] >= self.patience
-
-    def finish(self, epochs: float, steps: int) -> None:
-        """Keep the final weights unless an earlier epoch held out better."""
-        if not self.texts:
-            return
-        cos = self._cosine()
-        self.history.append({"epoch": round(epochs, 2), "step": steps, "heldout_cosine": round(cos, 5)})
-        self.log(f"  end of training: held-out cosine to the teacher {cos:.4f}")
-        if cos < self.best["cosine"] and self.best["state"] is not None:
-            self.student.load_state_dict(self.best["state"])
-            self.log(f"  kept epoch {self.best['epoch']} (held-out {self.best['cosine']:.4f} > final {cos:.4f})")
-        else:
-            self.best.update(cosine=cos, epoch=round(epochs, 2))
+    return HeldOutBest(
+        student,
+        cosine,
+        len(texts),
+        patience,
+        log,
+        key="heldout_cosine",
+        what="held-out cosine to the teacher",
+        rows_note="train rows",
+        digits=5,
+    )

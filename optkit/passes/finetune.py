@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from optkit.errors import DataError
 from optkit.guards import training_bytes
 from optkit.passes.base import Artifact, MemoryDemand, PassConfig, PassContext, Plan
+from optkit.passes.heldout import schedule
 from optkit.passes.options import BatchSize, Epochs, LearningRate, MaxLength, MaxSteps, Seed, WarmupRatio, WeightDecay
 from optkit.passes.registry import register_pass
 from optkit.passes.training import planned_steps, train_classifier
@@ -94,15 +95,7 @@ def finetune(src: Artifact, config: FinetuneConfig, ctx: PassContext) -> Artifac
             batches,
             splits.train.texts,
             splits.train.labels,
-            epochs=config.epochs,
-            learning_rate=config.learning_rate,
-            batch_size=config.batch_size,
-            max_length=max_length,
-            weight_decay=config.weight_decay,
-            warmup_ratio=config.warmup_ratio,
-            seed=seed,
-            max_steps=config.max_steps,
-            on_step=lambda step, total, loss: advance(1, info=f"loss {loss:.3f}"),
+            **schedule(config, max_length, seed, advance),
             label_dtype=task.target_dtype,
             features=features,
         )

@@ -57,18 +57,46 @@ def export(src: Artifact, config: ExportConfig, ctx: PassContext) -> Artifact:
     rows = ctx.splits().eval.inputs[: config.validation_samples]
     check = validate_export(model, tokenizer, target, rows, ctx.settings.max_length, task)
     ctx.meta["validation"] = check
-    ctx.progress.log(
-        f"  validated on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "
-        f"(atol {config.atol:g}), agreement {check['agreement']:.4f}"
+    enforce_match(
+        check,
+        ctx,
+        what="exported",
+        against="PyTorch",
+        atol=config.atol,
+        min_agreement=config.min_agreement,
+        fix="Try another opset or backend, or loosen export.atol if the difference is acceptable",
+        log_against=False,
     )
-    if check["max_abs_diff"] > config.atol or check["agreement"] < config.min_agreement:
-        raise PassError(
-            f"{ctx.step}: the exported model does not match PyTorch: max |logit diff| "
-            f"{check['max_abs_diff']:.3e} (allowed {config.atol:g}), agreement {check['agreement']:.4f} "
-            f"(required {config.min_agreement:g}). Try another opset or backend, or loosen export.atol "
-            f"if the difference is acceptable"
-        )
     return Artifact(ctx.out_dir, "onnx", key="")
+
+
+def enforce_match(
+    check: dict[str, Any],
+    ctx: PassContext,
+    *,
+    what: str,
+    against: str,
+    atol: float,
+    min_agreement: float,
+    fix: str,
+    log_against: bool = True,
+) -> None:
+    """Log a validation ``check`` and refuse a graph whose outputs drift past ``atol`` or agree too rarely.
+
+    Shared by the passes that rewrite a graph (export, ORT optimisation): ``what`` the model is, what it
+    was compared ``against``, and the ``fix`` to suggest, so each refusal says which step to change.
+    """
+    where = f"against {against} " if log_against else ""
+    ctx.progress.log(
+        f"  validated {where}on {check['samples']} eval rows: max |logit diff| {check['max_abs_diff']:.2e} "
+        f"(atol {atol:g}), agreement {check['agreement']:.4f}"
+    )
+    if check["max_abs_diff"] > atol or check["agreement"] < min_agreement:
+        raise PassError(
+            f"{ctx.step}: the {what} model does not match {against}: max |logit diff| "
+            f"{check['max_abs_diff']:.3e} (allowed {atol:g}), agreement {check['agreement']:.4f} "
+            f"(required {min_agreement:g}). {fix}"
+        )
 
 
 def validate_export(

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from optkit.errors import PassError, RecipeError
 from optkit.passes.base import ONNX_FILE, Artifact, PassConfig, PassContext, Plan
+from optkit.passes.onnx_export import enforce_match
 from optkit.passes.registry import register_pass
 from optkit.provider_names import ort_provider_name
 
@@ -160,17 +161,16 @@ def optimize(src: Artifact, config: OptimizeConfig, ctx: PassContext) -> Artifac
     if config.float16:
         ctx.progress.log("  float16: meant for GPU providers; the CPU provider runs fp16 graphs slowly")
     ctx.meta["validation"] = check = _validate(src, target, config, ctx)
-    ctx.progress.log(
-        f"  validated against {check['against']} on {check['samples']} eval rows: max |logit diff| "
-        f"{check['max_abs_diff']:.2e} (atol {config.tolerance:g}), agreement {check['agreement']:.4f}"
+    enforce_match(
+        check,
+        ctx,
+        what="optimised",
+        against=check["against"],
+        atol=config.tolerance,
+        min_agreement=config.min_agreement,
+        fix="Turn off the fusion that changed it (attention, skip_layer_norm, embed_layer_norm, bias_gelu) "
+        "or loosen optimize.atol if the difference is acceptable",
     )
-    if check["max_abs_diff"] > config.tolerance or check["agreement"] < config.min_agreement:
-        raise PassError(
-            f"{ctx.step}: the optimised model does not match {check['against']}: max |logit diff| "
-            f"{check['max_abs_diff']:.3e} (allowed {config.tolerance:g}), agreement {check['agreement']:.4f} "
-            f"(required {config.min_agreement:g}). Turn off the fusion that changed it (attention, "
-            f"skip_layer_norm, embed_layer_norm, bias_gelu) or loosen optimize.atol if the difference is acceptable"
-        )
     return Artifact(ctx.out_dir, "onnx", key="")
 
 

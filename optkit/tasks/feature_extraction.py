@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from optkit.errors import EvaluationError, PassError
 from optkit.tasks import register_task
 from optkit.tasks.base import Targets, Task
+from optkit.tasks.hf import load_error, quiet_transformers
 from optkit.tasks.text_classification import TextClassification, classification_scores, per_class_metrics
 
 if TYPE_CHECKING:
@@ -77,24 +78,22 @@ class FeatureExtraction(Task):
         log: Callable[[str], None] = print,
     ) -> tuple[Any, Any]:
         from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         from optkit.tasks.sentence_encoder import SentenceEncoder
 
-        pooling = _pooling(path, where, PassError if for_training else EvaluationError)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # a classifier's folder loads into AutoModel with its head unused
+        error = load_error(for_training)
+        pooling = _pooling(path, where, error)
         try:
-            try:
-                encoder = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, add_pooling_layer=False)
-            except TypeError:  # an encoder class without BERT's pooler takes no add_pooling_layer
-                encoder = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            with quiet_transformers():  # a classifier's folder loads into AutoModel with its head unused
+                try:
+                    encoder = AutoModel.from_pretrained(
+                        path, trust_remote_code=trust_remote_code, add_pooling_layer=False
+                    )
+                except TypeError:  # an encoder class without BERT's pooler takes no add_pooling_layer
+                    encoder = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as e:
-            error = PassError if for_training else EvaluationError
             raise error(f"{where}: could not load {str(path)!r} as an encoder: {e}") from e
-        finally:
-            hf_logging.set_verbosity(verbosity)
         model = SentenceEncoder(encoder, pooling)
         return (model if for_training else model.eval()), tokenizer
 

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optkit.errors import DataError, EvaluationError, PassError, RecipeError
+from optkit.errors import DataError, EvaluationError, RecipeError
 from optkit.tasks import register_task
+from optkit.tasks.hf import label_maps, load_error, quiet_transformers, require_head
 from optkit.tasks.text_classification import TextClassification
 
 if TYPE_CHECKING:
@@ -61,12 +62,7 @@ class ImageClassification(TextClassification):
                 )
 
     def _check_head(self, recipe: Recipe, config: dict[str, Any], head_pass: str) -> None:
-        archs = config.get("architectures") or []
-        if not any(a.endswith("ForImageClassification") for a in archs):
-            raise PassError(
-                f"model.source {recipe.model.source!r} has no image-classification head (architectures: {archs}) "
-                f"and the baseline has no step that trains one; add '- {head_pass}: {{}}' to the baseline"
-            )
+        require_head(recipe, config, "ForImageClassification", "image-classification", head_pass)
         super()._check_head(recipe, {**config, "architectures": ["ForSequenceClassification"]}, head_pass)
 
     def load_model(
@@ -81,7 +77,7 @@ class ImageClassification(TextClassification):
     ) -> tuple[Any, Any]:
         from transformers import AutoModelForImageClassification
 
-        error = PassError if for_training else EvaluationError
+        error = load_error(for_training)
         has_weights = any(any(Path(path).glob(p)) for p in _WEIGHTS)
         try:
             if for_training:
@@ -248,10 +244,8 @@ def _augmented(img: Any, augment: dict[str, Any], rng: Any) -> Any:
 def _with_head(path: Path, names: list[str], trust_remote_code: bool, has_weights: bool, log: Callable) -> Any:
     """The model with a head of ``len(names)`` outputs; built from its config (seeded by the caller) without weights."""
     from transformers import AutoConfig, AutoModelForImageClassification
-    from transformers.utils import logging as hf_logging
 
-    id2label = dict(enumerate(names))
-    labels = {"num_labels": len(names), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    labels = label_maps(names)
     if not has_weights:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **labels)
         model = AutoModelForImageClassification.from_config(config, trust_remote_code=trust_remote_code)
@@ -262,11 +256,7 @@ def _with_head(path: Path, names: list[str], trust_remote_code: bool, has_weight
         )
         model.config.optkit_from_config = True
         return model
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected before fine-tuning
-    try:
+    with quiet_transformers():  # "newly initialized classifier" is expected before fine-tuning
         return AutoModelForImageClassification.from_pretrained(
             path, ignore_mismatched_sizes=True, trust_remote_code=trust_remote_code, **labels
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optkit.errors import DataError, EvaluationError, PassError
+from optkit.errors import DataError, EvaluationError
 from optkit.tasks import register_task
 from optkit.tasks.base import Rows, Targets, Task, TrainingFeatures
+from optkit.tasks.hf import load_error, need_fast_tokenizer, pad_rows, quiet_transformers, require_head
 from optkit.tasks.squad import exact_match, f1, normalize_answer
 
 if TYPE_CHECKING:
@@ -84,12 +85,8 @@ class QuestionAnswering(Task):
         return Rows(texts, items, Targets(values, None, [], None, summary, identity))
 
     def check_model(self, recipe: Recipe, config: dict[str, Any], splits: Splits, head_pass: str | None) -> None:
-        archs = config.get("architectures") or []
-        if head_pass is not None and not any(a.endswith("ForQuestionAnswering") for a in archs):
-            raise PassError(
-                f"model.source {recipe.model.source!r} has no question-answering head (architectures: {archs}) "
-                f"and the baseline has no step that trains one; add '- {head_pass}: {{}}' to the baseline"
-            )
+        if head_pass is not None:
+            require_head(recipe, config, "ForQuestionAnswering", "question-answering", head_pass)
 
     def load_model(
         self,
@@ -102,24 +99,17 @@ class QuestionAnswering(Task):
         log: Callable[[str], None] = print,
     ) -> tuple[Any, Any]:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        verbosity = hf_logging.get_verbosity()
-        if for_training:
-            hf_logging.set_verbosity_error()  # "newly initialized qa_outputs" is expected before fine-tuning
+        # "newly initialized qa_outputs" is expected before fine-tuning
         try:
-            model = AutoModelForQuestionAnswering.from_pretrained(path, trust_remote_code=trust_remote_code)
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            with quiet_transformers(for_training):
+                model = AutoModelForQuestionAnswering.from_pretrained(path, trust_remote_code=trust_remote_code)
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as e:
-            error = PassError if for_training else EvaluationError
-            raise error(f"{where}: could not load {str(path)!r} as an extractive QA model: {e}") from e
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        if not getattr(tokenizer, "is_fast", False):
-            raise EvaluationError(
-                f"{where}: question answering needs a fast (Rust) tokenizer for offset mapping; "
-                f"{type(tokenizer).__name__} is not one (save the model with its tokenizer.json)"
-            )
+            raise load_error(for_training)(
+                f"{where}: could not load {str(path)!r} as an extractive QA model: {e}"
+            ) from e
+        need_fast_tokenizer(tokenizer, where, "question answering needs a fast (Rust) tokenizer for offset mapping")
         return (model if for_training else model.eval()), tokenizer
 
     def encode(
@@ -183,14 +173,9 @@ class QuestionAnswering(Task):
         pad = tokenizer.pad_token_id or 0
 
         def collate(idx: list[int]) -> dict[str, Any]:
-            width = max(len(enc["input_ids"][i]) for i in idx)
-            batch = {
-                k: torch.tensor([enc[k][i] + [pad if k == "input_ids" else 0] * (width - len(enc[k][i])) for i in idx])
-                for k in keys
-            }
+            batch = pad_rows(enc, keys, idx, pad)
             batch["start_positions"] = torch.tensor([starts[i] for i in idx])
             batch["end_positions"] = torch.tensor([ends[i] for i in idx])
-            batch["idx"] = torch.tensor(idx, dtype=torch.long)
             return batch
 
         return TrainingFeatures([len(ids) for ids in enc["input_ids"]], collate)

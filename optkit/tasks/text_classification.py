@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from optkit.errors import DataError, EvaluationError, PassError
 from optkit.tasks import register_task
 from optkit.tasks.base import Targets, Task
+from optkit.tasks.hf import head_names, label_maps, load_error, quiet_transformers, require_head
 
 if TYPE_CHECKING:
     from optkit.recipe import DataSpec, Recipe
@@ -79,14 +80,9 @@ class TextClassification(Task):
 
     def _check_head(self, recipe: Recipe, config: dict[str, Any], head_pass: str) -> None:
         """A head used as it is must be a classifier whose labels and size fit the recipe."""
-        archs = config.get("architectures") or []
-        if not any(a.endswith("ForSequenceClassification") for a in archs):
-            raise PassError(
-                f"model.source {recipe.model.source!r} has no sequence-classification head (architectures: "
-                f"{archs}) and the baseline has no step that trains one; add '- {head_pass}: {{}}' to the baseline"
-            )
+        require_head(recipe, config, "ForSequenceClassification", "sequence-classification", head_pass)
         id2label = config.get("id2label") or {}
-        head = [str(id2label[k]) for k in sorted(id2label, key=int)]
+        head = head_names(config)
         wanted = recipe.data.label_names(recipe.data.label_values) if recipe.data.label_values else None
         generic = all(n == f"LABEL_{i}" for i, n in enumerate(head))  # a head nobody named: any names fit
         if wanted and len(head) == len(wanted) and not generic and head != wanted:
@@ -120,8 +116,7 @@ class TextClassification(Task):
                 model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as e:
-            error = PassError if for_training else EvaluationError
-            raise error(f"{where}: could not load {str(path)!r} as a classifier: {e}") from e
+            raise load_error(for_training)(f"{where}: could not load {str(path)!r} as a classifier: {e}") from e
         return (model if for_training else model.eval()), tokenizer
 
     def check_outputs(self, outputs: Any, names: Sequence[str], variant: str) -> None:
@@ -224,9 +219,7 @@ def per_class_metrics(
 def _with_head(path: Path, names: list[str], trust_remote_code: bool, log: Callable[[str], None]) -> Any:
     """The model with a head of ``len(names)`` outputs named ``names``; a head of another size is re-initialised."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
-    id2label = dict(enumerate(names))
     base = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     had_head = any(a.endswith("ForSequenceClassification") for a in (base.architectures or []))
     if had_head and base.num_labels != len(names):
@@ -234,19 +227,10 @@ def _with_head(path: Path, names: list[str], trust_remote_code: bool, log: Calla
             f"  [yellow]note[/]: the model's head has {base.num_labels} labels, the data {len(names)}; "
             f"the head is re-initialised"
         )
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected before fine-tuning
-    try:
+    with quiet_transformers():  # "newly initialized classifier" is expected before fine-tuning
         return AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=len(names),
-            id2label=id2label,
-            label2id={v: k for k, v in id2label.items()},
-            ignore_mismatched_sizes=True,
-            trust_remote_code=trust_remote_code,
+            path, **label_maps(names), ignore_mismatched_sizes=True, trust_remote_code=trust_remote_code
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def _label_strings(column: Any) -> Any:

@@ -14,9 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optkit.errors import DataError, EvaluationError, PassError
+from optkit.errors import DataError, EvaluationError
 from optkit.tasks import register_task
 from optkit.tasks.base import Rows, Targets, Task, TrainingFeatures
+from optkit.tasks.hf import (
+    head_names,
+    label_maps,
+    load_error,
+    need_fast_tokenizer,
+    pad_rows,
+    quiet_transformers,
+    require_head,
+)
 from optkit.tasks.seqeval import entities, entity_counts, prf
 
 if TYPE_CHECKING:
@@ -95,14 +104,8 @@ class TokenClassification(Task):
     def check_model(self, recipe: Recipe, config: dict[str, Any], splits: Splits, head_pass: str | None) -> None:
         if head_pass is None:
             return
-        archs = config.get("architectures") or []
-        if not any(a.endswith("ForTokenClassification") for a in archs):
-            raise PassError(
-                f"model.source {recipe.model.source!r} has no token-classification head (architectures: {archs}) "
-                f"and the baseline has no step that trains one; add '- {head_pass}: {{}}' to the baseline"
-            )
-        id2label = config.get("id2label") or {}
-        head = [str(id2label[k]) for k in sorted(id2label, key=int)]
+        require_head(recipe, config, "ForTokenClassification", "token-classification", head_pass)
+        head = head_names(config)
         if head != list(splits.label_names):
             raise DataError(
                 f"data.labels: the data's tags {splits.label_names} differ from the model head's {head} (id order); "
@@ -120,31 +123,21 @@ class TokenClassification(Task):
         log: Callable[[str], None] = print,
     ) -> tuple[Any, Any]:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         try:
             if for_training:
-                id2label = dict(enumerate(names))
-                verbosity = hf_logging.get_verbosity()
-                hf_logging.set_verbosity_error()  # "newly initialized" is expected before fine-tuning
-                try:
+                with quiet_transformers():  # "newly initialized" is expected before fine-tuning
                     model = AutoModelForTokenClassification.from_pretrained(
-                        path,
-                        num_labels=len(names),
-                        id2label=id2label,
-                        label2id={v: k for k, v in id2label.items()},
-                        ignore_mismatched_sizes=True,
-                        trust_remote_code=trust_remote_code,
+                        path, **label_maps(names), ignore_mismatched_sizes=True, trust_remote_code=trust_remote_code
                     )
-                finally:
-                    hf_logging.set_verbosity(verbosity)
             else:
                 model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError, KeyError) as e:
-            error = PassError if for_training else EvaluationError
-            raise error(f"{where}: could not load {str(path)!r} as a token classifier: {e}") from e
-        _need_fast(tokenizer, where)
+            raise load_error(for_training)(f"{where}: could not load {str(path)!r} as a token classifier: {e}") from e
+        need_fast_tokenizer(
+            tokenizer, where, "token classification needs a fast (Rust) tokenizer to map sub-tokens to words"
+        )
         return (model if for_training else model.eval()), tokenizer
 
     def encode(
@@ -170,13 +163,9 @@ class TokenClassification(Task):
         pad = tokenizer.pad_token_id or 0
 
         def collate(idx: list[int]) -> dict[str, Any]:
-            width = max(len(enc["input_ids"][i]) for i in idx)
-            batch: dict[str, Any] = {}
-            for key in enc:
-                fill = pad if key == "input_ids" else 0
-                batch[key] = torch.tensor([enc[key][i] + [fill] * (width - len(enc[key][i])) for i in idx])
+            batch = pad_rows(enc, list(enc), idx, pad)
+            width = batch["input_ids"].shape[1]
             batch["labels"] = torch.tensor([labels[i] + [IGNORED] * (width - len(labels[i])) for i in idx])
-            batch["idx"] = torch.tensor(idx, dtype=torch.long)
             return batch
 
         return TrainingFeatures([len(ids) for ids in enc["input_ids"]], collate)
@@ -355,11 +344,3 @@ def _tag_names(sentences: list[tuple[list[str], list[str]]], spec: DataSpec, whe
             )
         return list(wanted)
     return ["O", *[t for t in seen if t != "O"]]
-
-
-def _need_fast(tokenizer: Any, where: str) -> None:
-    if not getattr(tokenizer, "is_fast", False):
-        raise EvaluationError(
-            f"{where}: token classification needs a fast (Rust) tokenizer to map sub-tokens to words; "
-            f"{type(tokenizer).__name__} is not one (save the model with its tokenizer.json)"
-        )

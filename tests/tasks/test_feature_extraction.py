@@ -181,6 +181,7 @@ def test_distill_embeddings_trains_a_smaller_student_towards_the_teacher(
     meta = ctx.meta
     assert meta["student"]["layers"] == 1 and meta["teacher"]["layers"] == 2
     assert meta["mean_loss_last_10"] < meta["mean_loss_first_10"]  # 1 - cos falls as it learns
+    assert meta["heldout_history"] and all(-1 <= h["heldout_cosine"] <= 1 for h in meta["heldout_history"])
     assert json.loads((ctx.out_dir / "config.json").read_text())["num_hidden_layers"] == 1
     assert (ctx.out_dir / "1_Pooling" / "config.json").is_file()  # still a sentence-transformers folder
 
