@@ -112,10 +112,41 @@ def train_classifier(
     if world > 1:
         set_seed(seed + 7919 * rank)  # own dropout masks per rank; the weights were synchronised by prepare
 
-    loss_fn = loss_fn or _model_loss
+    start = time.perf_counter()
+    step, losses, seen = _optimise(
+        accelerator, model, optimizer, scheduler, loader, loss_fn or _model_loss, total_steps, on_step, on_epoch_end
+    )
+    # The caller's module object was trained in place (prepare wraps, it does not copy).
+    model.eval()
+    tail = losses[-50:]
+    return TrainResult(
+        steps=step,
+        epochs=seen / n,
+        final_loss=losses[-1],
+        mean_loss_last_50=sum(tail) / len(tail),
+        seconds=time.perf_counter() - start,
+        examples_seen=seen,
+        losses=losses,
+        processes=world,
+    )
+
+
+def _optimise(
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    loader: Any,
+    loss_fn: LossFn,
+    total_steps: int,
+    on_step: Callable[[int, int, float], None] | None,
+    on_epoch_end: Callable[[int, int], bool] | None,
+) -> tuple[int, list[float], int]:
+    """The optimiser steps, epoch after epoch, until ``total_steps`` or early stopping; (steps, losses,
+    rows seen). A lost peer in a multi-process run becomes an error naming the step."""
+    world, rank = accelerator.num_processes, accelerator.process_index
     model.train()
     step, losses, seen, epoch, stop = 0, [], 0, 0, False
-    start = time.perf_counter()
     try:
         while step < total_steps and not stop:
             for batch, share, rows in _shards(loader, rank, world, accelerator.device):
@@ -141,19 +172,7 @@ def train_classifier(
         if world > 1 and _is_collective_failure(e):
             raise distributed.peer_lost(e, f"training step {step + 1} of {total_steps}") from None
         raise
-    # The caller's module object was trained in place (prepare wraps, it does not copy).
-    model.eval()
-    tail = losses[-50:]
-    return TrainResult(
-        steps=step,
-        epochs=seen / n,
-        final_loss=losses[-1],
-        mean_loss_last_50=sum(tail) / len(tail),
-        seconds=time.perf_counter() - start,
-        examples_seen=seen,
-        losses=losses,
-        processes=world,
-    )
+    return step, losses, seen
 
 
 def _shards(loader: Any, rank: int, world: int, device: Any) -> Iterator[tuple[dict[str, Any], float, int]]:

@@ -100,23 +100,7 @@ def load_splits(
         frame, source_hash, where = read_table(spec)
     if task.structured:
         return _structured_splits(task, frame, source_hash, where, spec, seed, columns)
-    roles = [(spec.text, "text"), (spec.label, "label")] + ([(spec.text_pair, "text_pair")] if spec.text_pair else [])
-    for col, role in roles:
-        if col not in frame.columns:
-            raise DataError(
-                f"data.{role}: column {col!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
-                f"set data.{role} to one of them"
-            )
-    if len(frame) == 0:
-        raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
-    inputs = [spec.text, spec.text_pair] if spec.text_pair else [spec.text]
-    extra = [c for c in dict.fromkeys(columns) if c not in (*inputs, spec.label)]
-    absent = [c for c in extra if c not in frame.columns]
-    if absent:
-        raise DataError(
-            f"evaluate.slices: column {absent[0]!r} is not in {where} (columns: "
-            f"{', '.join(map(str, frame.columns))}); name a column, or a built-in slice (length, label)"
-        )
+    inputs, extra = _checked_columns(frame, spec, columns, where)
     frame = frame[[*inputs, spec.label, *extra]].dropna(subset=[*inputs, spec.label])
     for col in inputs:
         frame = frame[frame[col].astype(str).str.strip() != ""]
@@ -131,25 +115,8 @@ def load_splits(
     carried = {c: frame[c].astype(object).where(frame[c].notna(), "(missing)").astype(str).tolist() for c in extra}
     values = targets.values
     strata = np.asarray(targets.strata if targets.strata is not None else [0] * len(texts))
-    rng = np.random.default_rng(seed)
     n = len(texts)
-    n_eval = _count(spec.splits.eval, n, "eval")
-    n_train = _count(spec.splits.train, n, "train")
-    if n_eval + n_train > n:
-        raise DataError(
-            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
-        )
-    eval_idx, rest = _stratified_take(strata, np.arange(n), n_eval, rng)
-    train_idx, _ = _stratified_take(strata, rest, n_train, rng)
-    n_cal = spec.splits.calibration
-    if n_cal > len(train_idx):
-        raise DataError(
-            f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
-        )
-    cal_idx, _ = _stratified_take(strata, train_idx, n_cal, rng)
-    # Validation comes out of the held-out rows, after every other draw: train and calibration are the
-    # same rows (and the same random stream) with or without it, so a fine-tune stays cached.
-    val_idx, eval_idx = _validation_cut(strata, eval_idx, spec.splits.validation, rng)
+    train_idx, cal_idx, eval_idx, val_idx = _draw_rows(strata, spec, where, np.random.default_rng(seed))
 
     def pick(idx: Any) -> Split:
         return Split(
@@ -189,6 +156,53 @@ def load_splits(
         validation=pick(val_idx),
         train_fingerprint=train_fingerprint,
     )
+
+
+def _checked_columns(frame: Any, spec: DataSpec, columns: Sequence[str], where: str) -> tuple[list[str], list[str]]:
+    """(input columns, other columns to carry): every named column exists and there are rows, or a DataError."""
+    roles = [(spec.text, "text"), (spec.label, "label")] + ([(spec.text_pair, "text_pair")] if spec.text_pair else [])
+    for col, role in roles:
+        if col not in frame.columns:
+            raise DataError(
+                f"data.{role}: column {col!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
+                f"set data.{role} to one of them"
+            )
+    if len(frame) == 0:
+        raise DataError(f"data.source: {where} has no rows with text and a label (only a header)")
+    inputs = [spec.text, spec.text_pair] if spec.text_pair else [spec.text]
+    extra = [c for c in dict.fromkeys(columns) if c not in (*inputs, spec.label)]
+    absent = [c for c in extra if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"evaluate.slices: column {absent[0]!r} is not in {where} (columns: "
+            f"{', '.join(map(str, frame.columns))}); name a column, or a built-in slice (length, label)"
+        )
+    return inputs, extra
+
+
+def _draw_rows(strata: Any, spec: DataSpec, where: str, rng: Any) -> tuple[Any, Any, Any, Any]:
+    """(train, calibration, eval, validation) row indices, each stratified; the draws' order is fixed."""
+    import numpy as np
+
+    n = len(strata)
+    n_eval = _count(spec.splits.eval, n, "eval")
+    n_train = _count(spec.splits.train, n, "train")
+    if n_eval + n_train > n:
+        raise DataError(
+            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
+        )
+    eval_idx, rest = _stratified_take(strata, np.arange(n), n_eval, rng)
+    train_idx, _ = _stratified_take(strata, rest, n_train, rng)
+    n_cal = spec.splits.calibration
+    if n_cal > len(train_idx):
+        raise DataError(
+            f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
+        )
+    cal_idx, _ = _stratified_take(strata, train_idx, n_cal, rng)
+    # Validation comes out of the held-out rows, after every other draw: train and calibration are the
+    # same rows (and the same random stream) with or without it, so a fine-tune stays cached.
+    val_idx, eval_idx = _validation_cut(strata, eval_idx, spec.splits.validation, rng)
+    return train_idx, cal_idx, eval_idx, val_idx
 
 
 def _validation_cut(strata: Any, eval_idx: Any, value: float, rng: Any) -> tuple[Any, Any]:
