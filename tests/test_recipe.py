@@ -147,7 +147,7 @@ def test_shipped_recipes_validate_against_the_installed_assets(
         assert make_tiny_assets([str(tmp_path / ".ci" / "tiny")]) == 0
         monkeypatch.chdir(tmp_path)
     if "inc_quantize:" in (ROOT / "recipes" / name).read_text():
-        pytest.importorskip("neural_compressor", reason="the recipe has an INC step: needs optkit[inc] (make install)")
+        pytest.importorskip("neural_compressor", reason="the recipe has an INC step: needs optkit[inc] (.venv-inc)")
     if name in ("ner-int8.yaml", "qa-int8.yaml"):  # local data; a dry run uses these made-up files
         from scripts.synthetic_task_data import main as make_task_data
 

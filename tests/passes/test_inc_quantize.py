@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from optkit.errors import EvaluationError
 from optkit.passes.base import Artifact
 from optkit.passes.torch_transforms import TRANSFORM_FILE, finish_loading, register_transform
 from tests.conftest import context
+
+
+def _need_inc() -> None:
+    """Skip without neural-compressor (it lives in .venv-inc: `make test-inc`), unless that run requires it."""
+    if os.environ.get("OPTKIT_REQUIRE_INC"):
+        import neural_compressor.torch.quantization  # noqa: F401  (an ImportError fails the test)
+    else:
+        pytest.importorskip("neural_compressor.torch.quantization", reason="needs optkit[inc]: make test-inc")
 
 
 def test_a_folder_without_a_transform_loads_unchanged(tmp_path: Path) -> None:
@@ -35,7 +44,7 @@ def test_a_named_transform_is_applied_and_an_unknown_one_is_refused(tmp_path: Pa
 def test_inc_autotune_keeps_the_first_config_within_tolerance_and_the_harness_loads_it(
     base_recipe: dict[str, Any], finetuned: Artifact, tmp_path: Path
 ) -> None:
-    pytest.importorskip("neural_compressor.torch.quantization", reason="needs optkit[inc] (make install)")
+    _need_inc()
     from optkit.evaluate.harness import _load_torch
     from optkit.evaluate.predict import torch_logits
     from optkit.passes.inc_quantize import IncQuantizeConfig, inc_quantize
