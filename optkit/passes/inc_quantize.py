@@ -66,7 +66,7 @@ class IncQuantizeConfig(PassConfig):
         if importlib.util.find_spec("neural_compressor") is None:
             raise RecipeError(
                 f"{where}: needs neural-compressor, which is not installed; pip install -c constraints.txt "
-                f"'optkit[inc]' (make install does), or remove this step"
+                f"'optkit[inc]' in its own venv (make inc builds .venv-inc: its torchao raises every PyTorch model's memory), or remove this step"
             )
         if not len(plan.splits.validation):
             raise RecipeError(
@@ -133,7 +133,7 @@ def inc_quantize(src: Artifact, config: IncQuantizeConfig, ctx: PassContext) -> 
     except ImportError as e:
         raise PassError(
             f"{ctx.step}: needs neural-compressor with its torch extra ({e}); install it with "
-            f"pip install -c constraints.txt 'optkit[inc]' (make install does)"
+            f"pip install -c constraints.txt 'optkit[inc]' in its own venv (make inc builds .venv-inc)"
         ) from None
     from optkit.evaluate.predict import torch_logits
 

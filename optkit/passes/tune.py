@@ -286,17 +286,20 @@ def _summary(
                 "; its median's interval overlaps another finalist's, so the finalists are equally fast within "
                 "the noise and the lowest median decided"
             )
+    why = stopped
+    if state.skipped:
+        why += f"; {len(state.skipped)} candidate(s) not started, their estimated time would overrun it"
     if choice.outcome == "within_tolerance":
         sentence = (
             f"tune tried {len(trials)} configurations ({passing} within {drop * 100:g} point(s) of the float "
-            f"model's validation accuracy {ref:.4f}; stopped by {stopped}) and chose trial {w['trial']} "
+            f"model's validation accuracy {ref:.4f}; stopped by {why}) and chose trial {w['trial']} "
             f"'{w['label']}': validation accuracy {w['validation_accuracy']:.4f}, {speed}."
         )
     else:
         f = trials[number[choice.fastest.candidate.key] - 1] if choice.fastest else None
         sentence = (
             f"tune: NO configuration of {len(trials)} kept validation accuracy within {drop * 100:g} point(s) "
-            f"of the float model's {ref:.4f} (stopped by {stopped}). The variant is the most accurate, trial "
+            f"of the float model's {ref:.4f} (stopped by {why}). The variant is the most accurate, trial "
             f"{w['trial']} '{w['label']}' ({w['validation_accuracy']:.4f}, {speed})"
             + (
                 f"; the fastest, trial {f['trial']} '{f['label']}' ({f['validation_accuracy']:.4f}, "
@@ -313,6 +316,7 @@ def _summary(
             "most_accurate_trial": number[choice.most_accurate.candidate.key] if choice.most_accurate else None,
             "fastest_trial": number[choice.fastest.candidate.key] if choice.fastest else None,
             "stopped_by": stopped,
+            "skipped_for_budget": [{"label": label, "estimated_s": est} for label, est in state.skipped],
             "max_accuracy_drop": drop,
             "max_trials": config.max_trials,
             "time_budget_s": config.time_budget_s,

@@ -25,6 +25,8 @@ __all__ = [
     "SearchState",
     "Trial",
     "choose",
+    "estimate_seconds",
+    "family",
     "exclusion_candidates",
     "grid_candidates",
     "run_search",
@@ -107,6 +109,8 @@ class SearchState:
     # Set by run_search: true once the budget is spent, so a generator skips costly preparation
     # (a sensitivity ranking) whose candidates could never run.
     out_of_budget: Callable[[], bool] = lambda: False
+    # Candidates not started because their estimated time would overrun the budget: (label, estimate s).
+    skipped: list[tuple[str, float]] = field(default_factory=list)
 
     def passing(self) -> list[Trial]:
         return [
@@ -217,6 +221,27 @@ def exclusion_candidates(
     return generate
 
 
+def family(candidate: Candidate) -> tuple[Any, ...]:
+    """What a trial's cost depends on: the chain's step kinds, and the quantisation mode and calibration.
+
+    Static calibration (percentile and entropy above all: a histogram of every activation) costs many
+    times a dynamic trial, so each family is estimated from its own finished trials.
+    """
+    last = candidate.steps[-1] if candidate.steps else {}
+    kinds = tuple(str(s.get("kind")) for s in candidate.steps)
+    return kinds, last.get("mode"), last.get("calibration"), last.get("preset")
+
+
+def estimate_seconds(state: SearchState, candidate: Candidate) -> float | None:
+    """Median wall time of this candidate's family so far; an unseen family is assumed as costly as the
+    costliest trial yet (None before any trial ran: nothing to go on)."""
+    ran = [t for t in state.trials if not t.cached and t.seconds > 0]
+    same = sorted(t.seconds for t in ran if family(t.candidate) == family(candidate))
+    if same:
+        return same[len(same) // 2]
+    return max((t.seconds for t in ran), default=None)
+
+
 def run_search(
     state: SearchState,
     generators: Sequence[Generator],
@@ -228,9 +253,11 @@ def run_search(
 ) -> str:
     """Try every candidate the generators yield until a budget ends; returns what stopped the search.
 
-    ``"max_trials"`` or ``"time_budget"`` (checked before each trial, so a started trial finishes and
-    is kept) or ``"space_exhausted"``. Candidates already tried (same steps) are skipped. Cached trials
-    count towards ``max_trials`` but cost no time, so a resumed search re-reads them and goes on.
+    ``"max_trials"`` or ``"time_budget"`` or ``"space_exhausted"``. The budget is checked before each
+    trial against the trial's estimated time (``estimate_seconds``): a candidate that would overrun it
+    is skipped (``state.skipped``) and a cheaper one after it may still run, so a started trial rarely
+    runs past the budget and never starts after it. Candidates already tried (same steps) are skipped.
+    Cached trials count towards ``max_trials`` but cost no time, so a resumed search re-reads them.
     """
     started = clock()
 
@@ -245,5 +272,9 @@ def run_search(
             continue
         if reason := spent():
             return reason
+        guess = estimate_seconds(state, candidate)
+        if guess is not None and clock() - started + guess > time_budget_s:
+            state.skipped.append((candidate.label, round(guess, 1)))
+            continue
         state.trials.append(run_trial(candidate, len(state.trials) + 1))
-    return spent() or "space_exhausted"
+    return spent() or ("time_budget" if state.skipped else "space_exhausted")

@@ -13,6 +13,7 @@ from optkit.passes.tune_search import (
     SearchState,
     Trial,
     choose,
+    estimate_seconds,
     exclusion_candidates,
     grid_candidates,
     run_search,
@@ -227,3 +228,42 @@ def test_exclusion_keeps_the_steps_before_quantisation() -> None:
     (derived,) = list(gen(state))
     assert derived.steps[0] == prefix and derived.steps[1]["nodes_to_exclude"] == ["a", "b"]
     assert derived.base == base.key
+
+
+def test_a_candidate_whose_estimated_time_overruns_the_budget_is_skipped_and_a_cheaper_one_runs() -> None:
+    # Two dynamic trials take 10 s each; the first static one takes 30 s; a second static one would
+    # take 30 s more at 50 s of a 60 s budget, so it is skipped, and the dynamic one after it still fits.
+    cost = {"dynamic": 10.0, "static": 30.0}
+    now = [0.0]
+    calls: list[str] = []
+
+    def run(candidate: Candidate, number: int) -> Trial:
+        mode = candidate.steps[-1]["mode"]
+        now[0] += cost[mode]
+        calls.append(candidate.label)
+        return Trial(candidate, 0.9, 1.0, 1.2, None, None, None, 1, cost[mode])
+
+    def q(label: str, mode: str, pc: bool) -> tuple[str, dict[str, Any]]:
+        return label, {"mode": mode, "per_channel": pc, "calibration": "minmax" if mode == "static" else None}
+
+    space = [q("d1", "dynamic", True), q("s1", "static", True), q("s2", "static", False), q("d2", "dynamic", False)]
+    state = SearchState(0.9, 0.01)
+    stopped = run_search(state, [grid_candidates(space)], run, max_trials=10, time_budget_s=60, clock=lambda: now[0])
+    assert calls == ["d1", "s1", "d2"]  # s2 skipped: 40 s spent + 30 s estimated > 60 s; d2: 40 + 10 <= 60
+    assert state.skipped == [("s2", 30.0)]
+    assert stopped == "time_budget" and now[0] <= 60
+
+
+def test_an_unseen_family_is_estimated_as_the_costliest_trial_so_far() -> None:
+    state = SearchState(0.9, 0.01)
+    dyn = Candidate("d", ({"kind": "quantize", "mode": "dynamic"},))
+    state.trials.append(Trial(dyn, 0.9, 1.0, 1.2, None, None, None, 1, 12.0))
+    state.trials.append(
+        Trial(
+            Candidate("d2", ({"kind": "quantize", "mode": "dynamic", "x": 1},)), 0.9, 1.0, 1.2, None, None, None, 1, 8.0
+        )
+    )
+    static = Candidate("s", ({"kind": "quantize", "mode": "static", "calibration": "percentile"},))
+    assert estimate_seconds(state, static) == 12.0
+    assert estimate_seconds(state, Candidate("d3", ({"kind": "quantize", "mode": "dynamic", "y": 2},))) == 12.0
+    assert estimate_seconds(SearchState(0.9, 0.01), static) is None  # nothing ran: no estimate, it starts
