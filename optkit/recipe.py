@@ -157,9 +157,9 @@ class DataSpec(BaseModel):
     )
     group: str | None = Field(
         None,
-        description="question-answering and token-classification: a column whose rows stay together, each group "
-        "in one split only (e.g. SQuAD's article 'title', so no paragraph is asked about in both train and eval). "
-        "Default: rows are split one by one.",
+        description="question-answering and token-classification: a column that keeps eval apart from train: eval "
+        "takes whole groups, train draws from the others (e.g. SQuAD's article 'title', so no paragraph is asked "
+        "about in both). Default: rows are split one by one.",
     )
     image: str = Field(
         "image", description="Image tasks: column of image paths (relative to the table's folder), or .npz array."

@@ -307,10 +307,12 @@ def _group_values(frame: Any, column: str, where: str) -> list[str]:
 
 
 def _grouped_draw(groups: Sequence[str], n_eval: int, n_train: int, rng: Any) -> tuple[Any, Any, tuple[int, int]]:
-    """(eval rows, train rows, (eval groups, train groups)): whole groups in a seeded order, eval first.
+    """(eval rows, train rows, (eval groups, train groups)): eval takes whole groups in a seeded order; train
+    is drawn at random from the rows of every other group.
 
     The group that fills eval gives it only the rows it needs; its other rows go to no split, so no group
     has rows on both sides (a paragraph's questions in train and eval would leak the answer's context).
+    Train is not cut into whole groups too: spread over many groups it sees more topics for the same rows.
     """
     import numpy as np
 
@@ -318,21 +320,21 @@ def _grouped_draw(groups: Sequence[str], n_eval: int, n_train: int, rng: Any) ->
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
     names = list(members)
-    taken: tuple[list[int], list[int]] = ([], [])
-    counts = [0, 0]
+    eval_rows: list[int] = []
+    used: set[str] = set()
     for g in rng.permutation(len(names)):
-        side = 0 if len(taken[0]) < n_eval else 1
-        need = (n_eval, n_train)[side] - len(taken[side])
-        if need <= 0:
+        if len(eval_rows) >= n_eval:
             break
-        taken[side].extend(int(i) for i in rng.permutation(members[names[g]])[:need])
-        counts[side] += 1
-    if len(taken[1]) < n_train:
+        eval_rows.extend(int(i) for i in rng.permutation(members[names[g]])[: n_eval - len(eval_rows)])
+        used.add(names[g])
+    pool = np.array([i for i, g in enumerate(groups) if g not in used], dtype=int)
+    if len(pool) < n_train:
         raise DataError(
-            f"data.splits: with data.group, eval's {counts[0]} groups leave {len(taken[1])} rows in other groups for "
+            f"data.splits: with data.group, eval's {len(used)} groups leave {len(pool)} rows in other groups for "
             f"train ({n_train} asked; the group that fills eval keeps its other rows out of train); lower them"
         )
-    return np.array(taken[0], dtype=int), np.array(taken[1], dtype=int), (counts[0], counts[1])
+    train = rng.permutation(pool)[:n_train]
+    return np.array(eval_rows, dtype=int), train, (len(used), len({groups[i] for i in train}))
 
 
 def _summary_with_notes(summary: str, notes: dict[str, Any]) -> str:

@@ -114,7 +114,8 @@ def test_grouped_splits_keep_each_article_on_one_side_with_exact_counts(tmp_path
     assert not titles(grouped.train) & titles(grouped.eval)
     assert titles(grouped.calibration) <= titles(grouped.train)
     assert grouped.info["eval_groups"] == len(titles(grouped.eval)) == 3  # 50 questions an article
-    assert "split by title: 3 eval, 4 train groups" in grouped.info["summary"]
+    assert len(titles(grouped.train)) == grouped.info["train_groups"] == 9  # spread over every other article
+    assert "split by title: 3 eval, 9 train groups" in grouped.info["summary"]
     again = load_splits(_spec(path, counts), 5, "question-answering")
     assert again.eval.rows == grouped.eval.rows and again.fingerprint == grouped.fingerprint
     loose = load_splits(_spec(path, counts, group=None), 5, "question-answering")
