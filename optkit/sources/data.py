@@ -13,6 +13,7 @@ from typing import Any
 from optkit.errors import DataError
 from optkit.recipe import DataSpec
 from optkit.sources.package import PACKAGE_PREFIX, resolve_package_path
+from optkit.sources.squad import is_squad_json, read_squad_json
 from optkit.tasks import Task, get_task
 
 __all__ = ["Split", "Splits", "display_text", "load_splits", "read_conll", "read_table"]
@@ -100,6 +101,11 @@ def load_splits(
         frame, source_hash, where = read_table(spec)
     if task.structured:
         return _structured_splits(task, frame, source_hash, where, spec, seed, columns)
+    if spec.group:
+        raise DataError(
+            f"data.group: grouped splits are supported for question-answering and token-classification, not "
+            f"{task.name!r} (its splits are stratified by label); remove data.group"
+        )
     inputs, extra = _checked_columns(frame, spec, columns, where)
     frame = frame[[*inputs, spec.label, *extra]].dropna(subset=[*inputs, spec.label])
     for col in inputs:
@@ -245,8 +251,13 @@ def _structured_splits(
         raise DataError(
             f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
         )
-    order = rng.permutation(n)
-    eval_idx, train_idx = order[:n_eval], order[n_eval : n_eval + n_train]
+    notes = dict(frame.attrs.get("notes", {}))
+    if spec.group:
+        eval_idx, train_idx, groups = _grouped_draw(_group_values(frame, spec.group, where), n_eval, n_train, rng)
+        notes.update(group=spec.group, eval_groups=groups[0], train_groups=groups[1])
+    else:
+        order = rng.permutation(n)
+        eval_idx, train_idx = order[:n_eval], order[n_eval : n_eval + n_train]
     n_cal = spec.splits.calibration
     if n_cal > len(train_idx):
         raise DataError(
@@ -274,9 +285,69 @@ def _structured_splits(
         **task.data_identity,
         **rows.targets.identity,
     }
+    if spec.group:  # only when set: keys of data split row by row stay what they were
+        cut["group"] = spec.group
     fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
-    info = {"source": where, "rows_used": n, **rows.targets.summary, "source_sha256": source_hash}
+    info = {"source": where, "rows_used": n, **rows.targets.summary, **notes, "source_sha256": source_hash}
+    info["summary"] = _summary_with_notes(info["summary"], notes)
     return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), rows.targets.names, fingerprint, info)
+
+
+def _group_values(frame: Any, column: str, where: str) -> list[str]:
+    """Each row's group (``data.group``), as text; a missing column or value is a DataError."""
+    if column not in frame.columns:
+        raise DataError(
+            f"data.group: column {column!r} is not in {where} (columns: {', '.join(map(str, frame.columns))}); "
+            f"name the column that groups rows (a SQuAD file has 'title'), or remove data.group"
+        )
+    values = frame[column]
+    if values.isna().any():
+        raise DataError(f"data.group: {where} row {int(values.isna().to_numpy().argmax()) + 1} has no {column!r}")
+    return values.astype(str).tolist()
+
+
+def _grouped_draw(groups: Sequence[str], n_eval: int, n_train: int, rng: Any) -> tuple[Any, Any, tuple[int, int]]:
+    """(eval rows, train rows, (eval groups, train groups)): eval takes whole groups in a seeded order; train
+    is drawn at random from the rows of every other group.
+
+    The group that fills eval gives it only the rows it needs; its other rows go to no split, so no group
+    has rows on both sides (a paragraph's questions in train and eval would leak the answer's context).
+    Train is not cut into whole groups too: spread over many groups it sees more topics for the same rows.
+    """
+    import numpy as np
+
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    names = list(members)
+    eval_rows: list[int] = []
+    used: set[str] = set()
+    for g in rng.permutation(len(names)):
+        if len(eval_rows) >= n_eval:
+            break
+        eval_rows.extend(int(i) for i in rng.permutation(members[names[g]])[: n_eval - len(eval_rows)])
+        used.add(names[g])
+    pool = np.array([i for i, g in enumerate(groups) if g not in used], dtype=int)
+    if len(pool) < n_train:
+        raise DataError(
+            f"data.splits: with data.group, eval's {len(used)} groups leave {len(pool)} rows in other groups for "
+            f"train ({n_train} asked; the group that fills eval keeps its other rows out of train); lower them"
+        )
+    train = rng.permutation(pool)[:n_train]
+    return np.array(eval_rows, dtype=int), train, (len(used), len({groups[i] for i in train}))
+
+
+def _summary_with_notes(summary: str, notes: dict[str, Any]) -> str:
+    """The data summary with what the reader dropped and how the split was grouped, when either applies."""
+    extra = []
+    if notes.get("dropped_answers") or notes.get("dropped_questions"):
+        extra.append(
+            f"{notes.get('dropped_answers', 0)} answers and {notes.get('dropped_questions', 0)} questions dropped: "
+            f"answer text not at answer_start"
+        )
+    if notes.get("group"):
+        extra.append(f"split by {notes['group']}: {notes['eval_groups']} eval, {notes['train_groups']} train groups")
+    return "; ".join([summary, *extra])
 
 
 def read_table(spec: DataSpec) -> tuple[Any, str, str]:
@@ -288,14 +359,17 @@ def read_table(spec: DataSpec) -> tuple[Any, str, str]:
         return _read_hub(source.removeprefix(HUB_PREFIX), spec.hub_split)
     path = resolve_package_path(source, DataError) if source.startswith(PACKAGE_PREFIX) else Path(source).expanduser()
     if not path.is_file():
-        raise DataError(f"data.source: file {source!r} does not exist; check the path")
+        fix = f"get it with: {spec.fetch}" if spec.fetch else "check the path"
+        raise DataError(f"data.source: file {source!r} does not exist; {fix}")
     fmt = spec.format if spec.format != "auto" else _guess_format(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
+        elif fmt == "squad":
+            frame = read_squad_json(path)
         elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, encoding="utf-8")
+            frame = _read_json_lines(path)
         elif fmt == "orange":
             frame = _read_orange(path)
         elif fmt == "conll":
@@ -311,6 +385,21 @@ def read_table(spec: DataSpec) -> tuple[Any, str, str]:
     except (ValueError, pd.errors.ParserError, OSError) as e:
         raise DataError(f"data.source: {str(path)!r} could not be read as {fmt}: {e}") from None
     return frame, digest, str(path)
+
+
+def _read_json_lines(path: Path) -> Any:
+    """JSON Lines; a ``.json`` file holding one SQuAD-layout document (the official SQuAD files) is
+    flattened to one row per question instead (``optkit.sources.squad``)."""
+    import pandas as pd
+
+    if path.suffix == ".json":
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:  # not one document: JSON Lines, read below
+            document = None
+        if is_squad_json(document):
+            return read_squad_json(path, document)
+    return pd.read_json(path, lines=True, encoding="utf-8")
 
 
 def read_conll(path: Path) -> Any:
@@ -364,7 +453,7 @@ def _guess_format(path: Path) -> str:
         return _FORMATS[suffixes[-1]]
     raise DataError(
         f"data.format: cannot tell the format of {path.name!r} from its name; "
-        f"set data.format to csv, tsv, jsonl, parquet, orange or conll"
+        f"set data.format to csv, tsv, jsonl, squad, parquet, orange or conll"
     )
 
 
