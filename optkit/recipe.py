@@ -138,6 +138,13 @@ class DataSpec(BaseModel):
             "arrays (npy, npz).",
         )
     )
+    eval_source: str | None = Field(
+        None,
+        description="token-classification and question-answering: a second file, read like data.source (same "
+        "format and columns), that the eval split is drawn from, e.g. a data set's official test split; "
+        "data.splits.eval then counts its rows, and train and calibration rows come from data.source alone. "
+        "Default: the eval rows are held out of data.source.",
+    )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
     text_pair: str | None = Field(
