@@ -1,8 +1,8 @@
-"""The real MiniLM-L6 with a token-classification head and with a QA head, each on a small slice.
+"""The real MiniLM-L6 with a QA head on a small slice (token classification: tests/test_integration_ner.py,
+on real CoNLL-2003).
 
-No real NER or QA data installs here (README), so the slices are the made-up template data of
-scripts/synthetic_task_data.py: these tests check the real model's plumbing (head, sub-word alignment,
-windows, export validation, int8), not its quality.
+The slice is the made-up template data of scripts/synthetic_task_data.py: this test checks the real
+model's plumbing (head, windows, export validation, int8), not its quality.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from optkit.api import run_recipe
-from scripts.synthetic_task_data import ner_sentences, qa_rows
+from scripts.synthetic_task_data import qa_rows
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +54,6 @@ def _check(report: dict[str, Any], primary: str) -> None:
     assert v["int8-dynamic"]["agreement_with_baseline"] > 0.8, v["int8-dynamic"]
     assert report["passed"], report["gates"]
     assert all(r["status"] == "measured" for r in report["results"]), report["results"]
-
-
-def test_minilm_token_classification_slice(tmp_path: Path) -> None:
-    path = tmp_path / "ner.jsonl"
-    path.write_text("".join(json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in ner_sentences(144)))
-    _check(
-        _run(tmp_path, "token-classification", {"source": str(path), "text": "tokens", "label": "tags"}, 32),
-        "entity_f1",
-    )
 
 
 def test_minilm_question_answering_slice(tmp_path: Path) -> None:

@@ -215,6 +215,19 @@ def test_cli_bad_rows_exit_2_with_one_line_naming_file_row_and_field(
     assert re.search(message, first), first
 
 
+def test_cli_validate_names_the_eval_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from optkit.cli import cli
+
+    train = write_conll(tmp_path / "train.conll", ner_sentences(200, seed=1))
+    test = write_conll(tmp_path / "test.conll", ner_sentences(90, seed=2))
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(_recipe(str(tiny_model_dir), str(train), eval_source=str(test))))
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 0, result.output
+    assert f"train 120, calibration 16, eval 60 of 90 in {test} (90 sentences;" in result.output
+
+
 def test_an_accuracy_gate_on_a_tagger_points_at_max_metric_drop(tiny_model_dir: Path, tmp_path: Path) -> None:
     from optkit.api import validate_recipe
     from optkit.errors import RecipeError
