@@ -200,6 +200,17 @@ class DataSpec(BaseModel):
         """Names for the report and the model's ``id2label``: a mapping's values, else the values themselves."""
         return [self.labels[v] for v in values] if isinstance(self.labels, dict) else list(values)
 
+    @field_validator("eval_source")
+    @classmethod
+    def _eval_file_not_hub(cls, v: str | None) -> str | None:
+        """A hub eval source would be read with data.hub_split, the train split: eval rows would be trained on."""
+        if v is not None and v.startswith("hub:"):
+            raise ValueError(
+                "a hub data set is read with data.hub_split for both files, so its eval rows would be training "
+                "rows; point eval_source at a local or package: file (e.g. the test split saved as JSONL)"
+            )
+        return v
+
     @model_validator(mode="after")
     def _two_columns(self) -> DataSpec:
         if self.text == self.label:

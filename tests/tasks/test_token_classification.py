@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from optkit.api import run_recipe
-from optkit.errors import DataError
+from optkit.errors import DataError, RecipeError
 from optkit.recipe import recipe_from_dict
 from optkit.sources.data import load_splits, read_conll
 from optkit.tasks import get_task
@@ -132,6 +132,8 @@ def test_eval_source_errors_name_the_field_and_the_fix(tmp_path: Path) -> None:
         load_splits(missing, 7, "token-classification")
     with pytest.raises(DataError, match=r"data\.eval_source: task 'text-classification'.*remove eval_source"):
         load_splits(data, 7, "text-classification")
+    with pytest.raises(RecipeError, match=r"eval_source.*a hub data set .*local or package: file"):
+        recipe_from_dict(_recipe("m", str(train), eval_source="hub:conll2003"))
 
 
 def test_scores_agreement_and_per_type_metrics() -> None:
