@@ -312,10 +312,13 @@ def _eval_file_rows(task: Task, spec: DataSpec, rows: Any) -> tuple[Any, dict[st
     """The rows of ``data.eval_source`` (an official test split), read like ``data.source`` and with the same
     label ids: label names read from each file must agree, else ids would mean different tags in the two."""
     assert spec.eval_source is not None
-    frame, digest, where = read_table(spec.model_copy(update={"source": spec.eval_source}))
-    if len(frame) == 0:
-        raise DataError(f"data.eval_source: {where} has no rows")
-    held = task.read_rows(frame, spec, where)
+    try:  # the readers name data.source in their messages; here the file at fault is the eval file
+        frame, digest, where = read_table(spec.model_copy(update={"source": spec.eval_source}))
+        if len(frame) == 0:
+            raise DataError(f"data.eval_source: {where} has no rows")
+        held = task.read_rows(frame, spec, where)
+    except DataError as e:
+        raise DataError(str(e).replace("data.source:", "data.eval_source:", 1)) from None
     assert held is not None, f"task {task.name} is structured but reads no rows"
     if held.targets.names != rows.targets.names:
         only_train = [t for t in rows.targets.names if t not in held.targets.names]

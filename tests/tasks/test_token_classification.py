@@ -128,7 +128,7 @@ def test_eval_source_errors_name_the_field_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data\.splits\.eval: 60 rows asked, but .*test\.conll has 40 usable rows"):
         load_splits(data, 7, "token-classification")
     missing = recipe_from_dict(_recipe("m", str(train), eval_source=str(tmp_path / "nope.conll"))).data
-    with pytest.raises(DataError, match=r"nope\.conll' does not exist"):
+    with pytest.raises(DataError, match=r"^data\.eval_source: file .*nope\.conll' does not exist"):
         load_splits(missing, 7, "token-classification")
     with pytest.raises(DataError, match=r"data\.eval_source: task 'text-classification'.*remove eval_source"):
         load_splits(data, 7, "text-classification")
