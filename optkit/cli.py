@@ -324,6 +324,11 @@ def validate(ctx: click.Context, recipe: Path) -> None:
         f"data: {splits.info['rows_used']} rows ({splits.info['summary']}); train {len(splits.train)}, "
         f"calibration {len(splits.calibration)}, eval {len(splits.eval)}"
         + (f", validation {len(splits.validation)} (cut from the held-out rows)" if len(splits.validation) else "")
+        + (
+            f" of {splits.info['eval_rows_available']} in {splits.info['eval_source']} ({splits.info['eval_summary']})"
+            if "eval_source" in splits.info
+            else ""
+        )
     )
 
 

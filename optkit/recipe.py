@@ -144,6 +144,13 @@ class DataSpec(BaseModel):
         description="How to get data.source where it is missing (e.g. 'make squad-data'): the missing-file error "
         "names it. optkit never runs it.",
     )
+    eval_source: str | None = Field(
+        None,
+        description="token-classification and question-answering: a second file, read like data.source (same "
+        "format and columns), that the eval split is drawn from, e.g. a data set's official test split; "
+        "data.splits.eval then counts its rows, and train and calibration rows come from data.source alone. "
+        "Default: the eval rows are held out of data.source.",
+    )
     hub_split: str = Field("train", description="Split to read from a hub data set.")
     text: str = Field("text", description="Column holding the input text.")
     text_pair: str | None = Field(
@@ -204,6 +211,17 @@ class DataSpec(BaseModel):
     def label_names(self, values: list[str]) -> list[str]:
         """Names for the report and the model's ``id2label``: a mapping's values, else the values themselves."""
         return [self.labels[v] for v in values] if isinstance(self.labels, dict) else list(values)
+
+    @field_validator("eval_source")
+    @classmethod
+    def _eval_file_not_hub(cls, v: str | None) -> str | None:
+        """A hub eval source would be read with data.hub_split, the train split: eval rows would be trained on."""
+        if v is not None and v.startswith("hub:"):
+            raise ValueError(
+                "a hub data set is read with data.hub_split for both files, so its eval rows would be training "
+                "rows; point eval_source at a local or package: file (e.g. the test split saved as JSONL)"
+            )
+        return v
 
     @model_validator(mode="after")
     def _two_columns(self) -> DataSpec:

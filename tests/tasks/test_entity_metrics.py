@@ -18,6 +18,12 @@ from optkit.tasks.squad import exact_match, f1, normalize_answer
         (["B-ORG", "B-ORG"], [("ORG", 0, 0), ("ORG", 1, 1)]),
         (["S-PER", "B-LOC", "E-LOC"], [("PER", 0, 0), ("LOC", 1, 2)]),  # IOBES
         (["O", "O"], []),
+        # IOB1 as conlleval reads it: I- after O or after another type opens an entity, B- splits two adjacent
+        # entities of one type, and a run of I- of one type is one entity
+        (["I-PER", "I-LOC", "I-LOC"], [("PER", 0, 0), ("LOC", 1, 2)]),
+        (["I-LOC", "O", "I-LOC"], [("LOC", 0, 0), ("LOC", 2, 2)]),
+        (["I-PER", "B-PER", "I-PER", "O", "I-ORG"], [("PER", 0, 0), ("PER", 1, 2), ("ORG", 4, 4)]),
+        (["I-MISC", "I-MISC", "I-MISC"], [("MISC", 0, 2)]),
     ],
 )
 def test_entities_follow_seqeval(tags: list[str], expected: list[tuple[str, int, int]]) -> None:
@@ -54,3 +60,13 @@ def test_squad_exact_match_and_f1() -> None:
     assert f1("in Paris France", ["Paris", "France Paris"]) == pytest.approx(0.8)  # best gold: P 2/3, R 1
     assert f1("", ["Paris"]) == 0.0
     assert f1("the", ["a"]) == 1.0  # both normalise to nothing: SQuAD 2.0's empty-matches-empty rule
+
+
+def test_iob1_and_iob2_spellings_of_the_same_entities_score_one() -> None:
+    """A model trained on IOB1 CoNLL tags that predicts them in IOB2 spelling found the same entities."""
+    iob1 = ["I-ORG", "O", "I-MISC", "O", "I-PER", "I-PER", "B-PER", "O"]
+    iob2 = ["B-ORG", "O", "B-MISC", "O", "B-PER", "I-PER", "B-PER", "O"]
+    counts = entity_counts(iob1, iob2)
+    assert counts == {"ORG": (1, 1, 1), "MISC": (1, 1, 1), "PER": (2, 2, 2)}
+    merged = ["B-ORG", "O", "B-MISC", "O", "B-PER", "I-PER", "I-PER", "O"]  # the B- split missed: one PER, wrong
+    assert entity_counts(iob1, merged)["PER"] == (0, 1, 2)

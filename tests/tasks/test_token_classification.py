@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from optkit.api import run_recipe
-from optkit.errors import DataError
+from optkit.errors import DataError, RecipeError
 from optkit.recipe import recipe_from_dict
 from optkit.sources.data import load_splits, read_conll
 from optkit.tasks import get_task
@@ -95,6 +95,47 @@ def test_splits_read_conll_and_jsonl_alike(tmp_path: Path) -> None:
     assert a.info["entity_counts"] == {"NEG": 200, "POS": 200}
 
 
+def test_eval_source_draws_eval_rows_from_the_official_test_file(tmp_path: Path) -> None:
+    """data.eval_source: eval sentences come only from the second file, train and calibration only from the
+    first, every row has its own number, and the fingerprint follows the second file's bytes."""
+    train = write_conll(tmp_path / "train.conll", ner_sentences(200, seed=1))
+    test = write_conll(tmp_path / "test.conll", ner_sentences(90, seed=2))
+    data = recipe_from_dict(_recipe("m", str(train), eval_source=str(test))).data
+    s = load_splits(data, 7, "token-classification")
+    test_items = read_conll(test)["tokens"].tolist()
+    train_items = read_conll(train)["tokens"].tolist()
+    assert len(s.eval) == 60 and all(item in test_items for item in s.eval.items)
+    assert len(s.train) == 120 and all(item in train_items for item in s.train.items)
+    assert set(s.calibration.rows) <= set(s.train.rows) and not set(s.train.rows) & set(s.eval.rows)
+    assert s.info["eval_rows_available"] == 90 and s.info["eval_source"] == str(test)
+    alone = load_splits(recipe_from_dict(_recipe("m", str(train))).data, 7, "token-classification")
+    assert s.fingerprint != alone.fingerprint
+    write_conll(test, ner_sentences(90, seed=3))
+    assert load_splits(data, 7, "token-classification").fingerprint != s.fingerprint
+    everything = data.model_copy(update={"splits": data.splits.model_copy(update={"train": 200, "eval": 0.5})})
+    full = load_splits(everything, 7, "token-classification")
+    assert len(full.train) == 200 and len(full.eval) == 45  # a fraction of eval: of the eval file
+
+
+def test_eval_source_errors_name_the_field_and_the_fix(tmp_path: Path) -> None:
+    train = write_conll(tmp_path / "train.conll", ner_sentences(150, seed=1))
+    test = tmp_path / "test.conll"
+    test.write_text("Paris X X B-LOC\nis X X O\n\nRome X X B-GPE\n")
+    data = recipe_from_dict(_recipe("m", str(train), eval_source=str(test))).data
+    with pytest.raises(DataError, match=r"data\.labels: .*only in the eval file: \['B-GPE', 'B-LOC'\].*data\.labels"):
+        load_splits(data, 7, "token-classification")
+    write_conll(test, ner_sentences(40, seed=2))
+    with pytest.raises(DataError, match=r"data\.splits\.eval: 60 rows asked, but .*test\.conll has 40 usable rows"):
+        load_splits(data, 7, "token-classification")
+    missing = recipe_from_dict(_recipe("m", str(train), eval_source=str(tmp_path / "nope.conll"))).data
+    with pytest.raises(DataError, match=r"^data\.eval_source: file .*nope\.conll' does not exist"):
+        load_splits(missing, 7, "token-classification")
+    with pytest.raises(DataError, match=r"data\.eval_source: task 'text-classification'.*remove eval_source"):
+        load_splits(data, 7, "text-classification")
+    with pytest.raises(RecipeError, match=r"eval_source.*a hub data set .*local or package: file"):
+        recipe_from_dict(_recipe("m", str(train), eval_source="hub:conll2003"))
+
+
 def test_scores_agreement_and_per_type_metrics() -> None:
     task = get_task("token-classification")
     names = ["O", "B-PER", "I-PER", "B-LOC"]
@@ -174,6 +215,19 @@ def test_cli_bad_rows_exit_2_with_one_line_naming_file_row_and_field(
     assert "Traceback" not in result.output
     first = result.output.strip().splitlines()[0]
     assert re.search(message, first), first
+
+
+def test_cli_validate_names_the_eval_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from optkit.cli import cli
+
+    train = write_conll(tmp_path / "train.conll", ner_sentences(200, seed=1))
+    test = write_conll(tmp_path / "test.conll", ner_sentences(90, seed=2))
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(_recipe(str(tiny_model_dir), str(train), eval_source=str(test))))
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 0, result.output
+    assert f"train 120, calibration 16, eval 60 of 90 in {test} (90 sentences;" in result.output
 
 
 def test_an_accuracy_gate_on_a_tagger_points_at_max_metric_drop(tiny_model_dir: Path, tmp_path: Path) -> None:
