@@ -134,6 +134,9 @@ def test_grouped_splits_refuse_what_they_cannot_do(tmp_path: Path) -> None:
     spec = DataSpec.model_validate({"source": str(table), "group": "title", "splits": {"train": 10, "eval": 10}})
     with pytest.raises(DataError, match=r"data\.group: grouped splits are supported for question-answering"):
         load_splits(spec, 0, "text-classification")
+    both = _spec(path, {"train": 10, "eval": 10}).model_copy(update={"eval_source": str(path)})
+    with pytest.raises(DataError, match=r"data\.group: eval rows come from data\.eval_source.*remove data\.group"):
+        load_splits(both, 0, "question-answering")
 
 
 def test_a_missing_file_names_the_command_that_fetches_it(tmp_path: Path) -> None:
