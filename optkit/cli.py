@@ -441,7 +441,10 @@ def package(ctx: click.Context, run_dir: Path, variant: str, output: Path, works
 def predict(
     ctx: click.Context, package_dir: Path, texts: tuple[str, ...], file: Path | None, as_json: bool, no_verify: bool
 ) -> None:
-    """Run a package on TEXT ... (or --file) and print each prediction, as evaluation computed them."""
+    """Run a package on TEXT ... (or --file) and print each prediction, as evaluation computed them.
+
+    A pair classifier (data.text_pair) and a question-answering model read two texts a line, separated by
+    a tab; a token classifier reads words separated by spaces."""
     from optkit.ship import predict_package
 
     with _errors(ctx):

@@ -23,7 +23,7 @@ from typing import Any
 from optkit import __version__
 from optkit.artifact import ONNX_FILE
 from optkit.cache import META, file_sha256, sweep_stale_temps
-from optkit.errors import PackageError
+from optkit.errors import DataError, PackageError
 from optkit.evaluate.predict import create_session, onnx_forward, onnx_logits, torch_forward, torch_logits
 from optkit.interrupts import check
 from optkit.tasks import get_task
@@ -177,12 +177,29 @@ def predict_package(
             forward = torch_forward(model)
         outputs = task.infer(forward, tokenizer, items, max_length, batch_size)
     elif manifest["format"] == "onnx":
+        texts = _pairs(texts) if manifest.get("text_pair") else texts
         outputs = onnx_logits(create_session(folder / ONNX_FILE), tokenizer, texts, max_length, batch_size)
     else:
+        texts = _pairs(texts) if manifest.get("text_pair") else texts
         model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))
         outputs = torch_logits(model, tokenizer, texts, max_length, batch_size)
     task.check_outputs(outputs, labels, manifest["variant"])
     return manifest, task.readable(outputs, labels)
+
+
+def _pairs(texts: Sequence[str]) -> list[Any]:
+    """'TEXT<TAB>PAIR' lines as (text, pair): the package was trained on pairs (data.text_pair), and one text
+    alone would be scored with no second segment, a silently different input."""
+    out: list[Any] = []
+    for i, t in enumerate(texts, 1):
+        first, tab, second = t.partition("\t")
+        if not tab or not first.strip() or not second.strip():
+            raise DataError(
+                f"input {i}: this package classifies text pairs (data.text_pair); give the two texts separated "
+                f"by a tab, e.g. $'the first text\\tthe second text'"
+            )
+        out.append((first, second))
+    return out
 
 
 def _manifest(
@@ -208,6 +225,8 @@ def _manifest(
         "task": report.get("task") or {"name": "text-classification", "primary_metric": "accuracy"},
         "labels": report["data"].get("labels") or [],
         "max_length": report["recipe"]["data"]["max_length"],
+        # a pair classifier reads two texts a row (token type ids 0 and 1): predict needs both
+        "text_pair": report["recipe"]["data"].get("text_pair"),
         "recipe": {
             "name": report["recipe"]["name"],
             "path": report["recipe_path"],

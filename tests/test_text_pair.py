@@ -156,6 +156,21 @@ def test_pairs_end_to_end_with_token_type_ids_checked_against_pytorch(tiny_model
     rows = [r for r in outcome.report["results"] if r["variant"] == "fp32-onnx"]
     assert [r["status"] for r in rows] == ["measured"]  # timed on those pair inputs
 
+    from optkit.errors import DataError
+    from optkit.ship import predict_package
+
+    package = tmp_path / "reports" / "tiny-pairs" / "packages" / "fp32-onnx"
+    a, b = splits.eval.texts[0]
+    manifest, [got_pair] = predict_package(package, [f"{a}\t{b}"])
+    assert manifest["text_pair"] == "second"
+    enc1 = tok([(a, b)], truncation=True, max_length=24, return_tensors="np")
+    logits = session.run(None, {k: v.astype(np.int64) for k, v in enc1.items()})[0][0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert got_pair["label"] == outcome.report["data"]["labels"][int(np.argmax(logits))]
+    assert got_pair["score"] == pytest.approx(float(probs.max()), abs=1e-5)  # scored as the pair, segments and all
+    with pytest.raises(DataError, match=r"input 1: this package classifies text pairs .*separated by a tab"):
+        predict_package(package, [a])  # one text alone would be scored without its second segment
+
     from optkit.bench import bench_model
     from optkit.recipe import LatencySpec
 
