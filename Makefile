@@ -39,7 +39,7 @@ run: $(STAMP)
 	$(BIN)/optkit run $(RECIPE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 lint: $(STAMP)
 	$(BIN)/ruff check optkit tests
