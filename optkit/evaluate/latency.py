@@ -84,6 +84,25 @@ def stop_reason(
     return None
 
 
+# How long a variant keeps running untimed after the switch to it, before its block is timed. ONNX
+# Runtime's worker threads spin after each run: measured on the 2-core VM, a 2.7 ms int8 student timed
+# right after the fp32 model (17 ms) took 8 ms for its first calls, a p50 of 4.9 ms over blocks of 10
+# with one settling call; settling for 50 ms gave 2.8 ms and for 100 ms 2.7 ms, the same as alone.
+SETTLE_S = 0.1
+_SETTLE_MAX_CALLS = 200  # a bound for a clock that never advances (tests) or a no-op runner
+
+
+def settle(fn: Callable[[], Any], clock: Callable[[], float], seconds: float = SETTLE_S) -> int:
+    """Run ``fn`` untimed until ``seconds`` have passed (once at least): the previous variant's spinning
+    worker threads go idle before this one is timed. Returns the calls made."""
+    start, calls = clock(), 0
+    while True:
+        fn()
+        calls += 1
+        if clock() - start >= seconds or calls >= _SETTLE_MAX_CALLS:
+            return calls
+
+
 def time_interleaved(
     runners: dict[str, Callable[[], Any]],
     *,
@@ -99,10 +118,10 @@ def time_interleaved(
 ) -> dict[str, list[float]]:
     """Time each callable up to ``runs`` times, interleaved in rounds, and return ms samples.
 
-    Each round gives every variant one untimed settling run and then up to ``block`` timed
-    runs; the order rotates from round to round (A B C, B C A, C A B, ...). Rounds spread
-    machine drift over all variants alike. Blocks, and the settling run, keep one variant's
-    thread pool (ONNX Runtime and OpenMP workers spin for a while after each run) from
+    Each round gives every variant untimed settling runs for ``SETTLE_S`` (``settle``) and then up
+    to ``block`` timed runs; the order rotates from round to round (A B C, B C A, C A B, ...).
+    Rounds spread machine drift over all variants alike. Blocks, and the settling, keep one
+    variant's thread pool (ONNX Runtime and OpenMP workers spin for a while after each run) from
     stealing the cores of the next: timed one call at a time, the same fp32 model measured
     anywhere from 36 to 81 ms on 2 cores depending on its neighbours.
 
@@ -133,7 +152,7 @@ def time_interleaved(
         count = min(block, runs - min(len(v) for v in samples.values()))
         for name in names[shift:] + names[:shift]:
             fn = runners[name]
-            fn()  # settling run: the previous variant's worker threads are still spinning
+            settle(fn, clock)  # the previous variant's worker threads are still spinning
             for _ in range(count):
                 t0 = clock()
                 fn()

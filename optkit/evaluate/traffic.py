@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optkit.evaluate.latency import summarize, warm_up
+from optkit.evaluate.latency import settle, summarize, warm_up
 from optkit.evaluate.stats import bootstrap_median_ci, percentile
 
 __all__ = [
@@ -113,9 +113,9 @@ def time_requests(
 ) -> dict[str, list[float]]:
     """Time every runner on requests ``0 .. requests-1`` once each, interleaved; ms per request, in order.
 
-    Rounds rotate the order of the variants (A B C, B C A, ...); in a round each variant runs one
-    untimed settling request (the previous variant's worker threads are still spinning) and then
-    the same block of requests as the others. Warm-up cycles through the first requests.
+    Rounds rotate the order of the variants (A B C, B C A, ...); in a round each variant repeats an
+    untimed settling request for ``SETTLE_S`` (the previous variant's worker threads are still
+    spinning) and then runs the same block of requests as the others. Warm-up cycles through the first requests.
     """
     names = list(runners)
     warmups = {}
@@ -129,7 +129,7 @@ def time_requests(
         shift = rounds % len(names)
         for name in names[shift:] + names[:shift]:
             run = runners[name]
-            run(done)  # settling run, untimed
+            settle(lambda run=run, first=done: run(first), clock)  # untimed: the previous variant's threads idle
             for i in range(done, done + count):
                 t0 = clock()
                 run(i)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from optkit.evaluate.latency import summarize, time_interleaved
+from optkit.evaluate.latency import SETTLE_S, settle, summarize, time_interleaved
 
 
 def test_summary_statistics_on_known_samples() -> None:
@@ -17,25 +17,32 @@ def test_summary_statistics_on_known_samples() -> None:
         summarize([], batch=1)
 
 
-def test_interleaving_rotates_blocks_and_times_each_call() -> None:
+def test_interleaving_rotates_blocks_settles_each_turn_and_times_each_call() -> None:
     order: list[str] = []
     now = [0.0]
-    cost = {"a": 1.0, "b": 2.0, "c": 3.0}
+    cost = {"a": 0.03125, "b": 0.0625, "c": 0.125}  # seconds; powers of two, so the fake clock adds exactly
 
     def runner(name: str):  # type: ignore[no-untyped-def]
         def run() -> None:
             order.append(name)
-            now[0] += cost[name] / 1000  # seconds
+            now[0] += cost[name]
 
         return run
 
     samples = time_interleaved({n: runner(n) for n in "abc"}, warmup=2, runs=5, block=2, clock=lambda: now[0])
     assert order[:6] == ["a", "a", "b", "b", "c", "c"]  # warm-up first, per variant
     rounds = "".join(order[6:])
-    # each turn is one settling run + the block; 3 rounds: 2 + 2 + 1 timed runs, start rotating
-    assert rounds == "aaabbbccc" + "bbbcccaaa" + "ccaabb"
+    # each turn: untimed runs until SETTLE_S (0.1 s) has passed, at least one (a: 4, b: 2, c: 1), then the
+    # block; 3 rounds: 2 + 2 + 1 timed runs, the order rotating
+    assert SETTLE_S == 0.1
+    assert rounds == "aaaaaabbbbccc" + "bbbbcccaaaaaa" + "ccaaaaabbb"
     assert {n: [round(x, 6) for x in v] for n, v in samples.items()} == {
-        "a": [1.0] * 5,
-        "b": [2.0] * 5,
-        "c": [3.0] * 5,
+        "a": [31.25] * 5,
+        "b": [62.5] * 5,
+        "c": [125.0] * 5,
     }
+
+
+def test_settling_stops_for_a_clock_that_never_advances() -> None:
+    calls: list[int] = []
+    assert settle(lambda: calls.append(1), clock=lambda: 0.0) == len(calls) == 200  # bounded, not endless
