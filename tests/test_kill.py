@@ -143,6 +143,7 @@ def test_a_killed_run_loses_nothing_and_the_rerun_completes(
         marker = "training:"  # the plain-text progress line (with ETA) at 25 %
     elif stage == "evaluate":
         recipe["evaluate"]["latency"]["runs"] = 4000  # long enough to be caught mid-way
+        recipe["evaluate"]["latency"]["block"] = 200  # 20 rounds: each turn settles for 0.1 s before its block
         marker = "latency"
     else:
         env["OPTKIT_TEST_PAUSE_AT"] = stage
