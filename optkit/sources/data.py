@@ -93,11 +93,7 @@ def load_splits(
     import numpy as np
 
     task = get_task(task) if isinstance(task, str) else task
-    if spec.eval_source and not task.structured:
-        raise DataError(
-            f"data.eval_source: task {task.name!r} draws its eval rows from data.source (stratified by class); a "
-            f"separate eval file is read for token-classification and question-answering only; remove eval_source"
-        )
+    _refuse_structured_options(spec, task)
     if task.input_kind == "image":
         from optkit.sources.images import read_image_table
 
@@ -106,11 +102,6 @@ def load_splits(
         frame, source_hash, where = read_table(spec)
     if task.structured:
         return _structured_splits(task, frame, source_hash, where, spec, seed, columns)
-    if spec.group:
-        raise DataError(
-            f"data.group: grouped splits are supported for question-answering and token-classification, not "
-            f"{task.name!r} (its splits are stratified by label); remove data.group"
-        )
     inputs, extra = _checked_columns(frame, spec, columns, where)
     frame = frame[[*inputs, spec.label, *extra]].dropna(subset=[*inputs, spec.label])
     for col in inputs:
@@ -167,6 +158,23 @@ def load_splits(
         validation=pick(val_idx),
         train_fingerprint=train_fingerprint,
     )
+
+
+def _refuse_structured_options(spec: DataSpec, task: Task) -> None:
+    """data.eval_source and data.group cut structured rows (sentences, questions); a classifier's splits are
+    stratified by label out of one file, so either option there is refused rather than ignored."""
+    if task.structured:
+        return
+    if spec.eval_source:
+        raise DataError(
+            f"data.eval_source: task {task.name!r} draws its eval rows from data.source (stratified by class); a "
+            f"separate eval file is read for token-classification and question-answering only; remove eval_source"
+        )
+    if spec.group:
+        raise DataError(
+            f"data.group: grouped splits are supported for question-answering and token-classification, not "
+            f"{task.name!r} (its splits are stratified by label); remove data.group"
+        )
 
 
 def _checked_columns(frame: Any, spec: DataSpec, columns: Sequence[str], where: str) -> tuple[list[str], list[str]]:
