@@ -176,13 +176,13 @@ def predict_package(
             model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))
             forward = torch_forward(model)
         outputs = task.infer(forward, tokenizer, items, max_length, batch_size)
-    elif manifest["format"] == "onnx":
-        texts = _pairs(texts) if manifest.get("text_pair") else texts
-        outputs = onnx_logits(create_session(folder / ONNX_FILE), tokenizer, texts, max_length, batch_size)
     else:
-        texts = _pairs(texts) if manifest.get("text_pair") else texts
-        model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))
-        outputs = torch_logits(model, tokenizer, texts, max_length, batch_size)
+        inputs = _pairs(texts) if manifest.get("text_pair") else list(texts)
+        if manifest["format"] == "onnx":
+            outputs = onnx_logits(create_session(folder / ONNX_FILE), tokenizer, inputs, max_length, batch_size)
+        else:
+            model, _ = task.load_model(folder, labels, trust_remote_code=False, for_training=False, where=str(folder))
+            outputs = torch_logits(model, tokenizer, inputs, max_length, batch_size)
     task.check_outputs(outputs, labels, manifest["variant"])
     return manifest, task.readable(outputs, labels)
 

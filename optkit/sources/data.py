@@ -161,9 +161,14 @@ def load_splits(
 
 
 def _refuse_structured_options(spec: DataSpec, task: Task) -> None:
-    """data.eval_source and data.group cut structured rows (sentences, questions); a classifier's splits are
-    stratified by label out of one file, so either option there is refused rather than ignored."""
+    """data.eval_source and data.group cut structured rows (sentences, questions), one or the other; a
+    classifier's splits are stratified by label out of one file, so either option there is refused."""
     if task.structured:
+        if spec.group and spec.eval_source:
+            raise DataError(
+                "data.group: eval rows come from data.eval_source, so there is nothing to split by group; "
+                "remove data.group"
+            )
         return
     if spec.eval_source:
         raise DataError(
@@ -259,19 +264,10 @@ def _structured_splits(
     assert rows is not None, f"task {task.name} is structured but reads no rows"
     n = len(rows.texts)
     rng = np.random.default_rng(seed)
-    if spec.group and spec.eval_source:
-        raise DataError(
-            "data.group: eval rows come from data.eval_source, so there is nothing to split by group; remove data.group"
-        )
     held, held_info = _eval_file_rows(task, spec, rows) if spec.eval_source else (rows, {})
     notes = dict(frame.attrs.get("notes", {}))
     if spec.group:
-        n_eval, n_train = _count(spec.splits.eval, n, "eval"), _count(spec.splits.train, n, "train")
-        if n_eval + n_train > n:
-            raise DataError(
-                f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; "
-                f"lower them"
-            )
+        n_eval, n_train = _one_file_counts(spec, n, where)
         eval_idx, train_idx, groups = _grouped_draw(_group_values(frame, spec.group, where), n_eval, n_train, rng)
         notes.update(group=spec.group, eval_groups=groups[0], train_groups=groups[1])
     else:
@@ -325,19 +321,25 @@ def _draw_structured(
 ) -> tuple[Any, Any]:
     """(train, eval) row indices at random: both out of data.source, or with ``held_where`` (data.eval_source)
     train out of data.source and eval out of the ``n_held`` rows of that file."""
-    n_eval, n_train = _count(spec.splits.eval, n_held, "eval"), _count(spec.splits.train, n, "train")
     if held_where is None:
-        if n_eval + n_train > n:
-            raise DataError(
-                f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; "
-                f"lower them"
-            )
+        n_eval, n_train = _one_file_counts(spec, n, where)
         order = rng.permutation(n)
         return order[n_eval : n_eval + n_train], order[:n_eval]
+    n_eval, n_train = _count(spec.splits.eval, n_held, "eval"), _count(spec.splits.train, n, "train")
     for name, count, total, origin in (("train", n_train, n, where), ("eval", n_eval, n_held, held_where)):
         if count > total:
             raise DataError(f"data.splits.{name}: {count} rows asked, but {origin} has {total} usable rows; lower it")
     return rng.permutation(n)[:n_train], rng.permutation(n_held)[:n_eval]
+
+
+def _one_file_counts(spec: DataSpec, n: int, where: str) -> tuple[int, int]:
+    """(eval, train) row counts when both come out of the ``n`` rows of data.source; more than it has is an error."""
+    n_eval, n_train = _count(spec.splits.eval, n, "eval"), _count(spec.splits.train, n, "train")
+    if n_eval + n_train > n:
+        raise DataError(
+            f"data.splits: train ({n_train}) + eval ({n_eval}) rows exceed the {n} usable rows of {where}; lower them"
+        )
+    return n_eval, n_train
 
 
 def _eval_file_rows(task: Task, spec: DataSpec, rows: Any) -> tuple[Any, dict[str, Any]]:
